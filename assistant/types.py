@@ -1,0 +1,128 @@
+"""The plain dataclasses that flow between pipeline stages.
+
+corpus files -> :class:`Document` -> :class:`Clause` -> indexes -> :class:`Hit` -> :class:`Answer`
+
+Each stage module takes the previous stage's dataclasses and returns its own; no stage reaches
+into another's internals. Line numbers are 1-based and inclusive, counted in the source file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One corpus file as read from disk, decoded to text lines."""
+
+    name: str  # file name inside the corpus directory, e.g. "000_ed0d53ce87970edb.txt"
+    lines: tuple[str, ...]  # decoded lines without line terminators; line n is lines[n - 1]
+    sha256: str  # hash of the raw bytes, for the index manifest
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One notice / opinion / measure / report inside a corpus file."""
+
+    doc_id: str  # stable: "<file stem>#<ordinal within file, from 1>"
+    source: str  # corpus file name
+    title: str  # full title, split lines joined
+    line_start: int
+    line_end: int
+    lines: tuple[str, ...]  # the original source lines line_start..line_end
+    doc_number: str | None = None  # 文号, e.g. 郑政〔2016〕24号
+    issuer: str | None = None  # issuing body, e.g. 郑州市人民政府
+    date: str | None = None  # ISO yyyy-mm-dd when a date was found
+    city: str | None = None  # e.g. 鹤壁市, for filtering
+
+
+@dataclass(frozen=True)
+class Clause:
+    """The unit of retrieval and quoting: one article/item of one document."""
+
+    clause_id: str  # stable across runs for the same corpus
+    doc_id: str
+    source: str
+    doc_title: str
+    section_path: tuple[str, ...]  # e.g. ("第二章 建设管理", "第十一条", "（三）")
+    label: str  # short citation label, e.g. "第十一条（三）" or "二、（三）"
+    text: str  # original text exactly as in the source (wrapped lines re-joined), for quoting
+    index_text: str  # text for indexing: title + section path + text
+    line_start: int
+    line_end: int
+    doc_number: str | None = None
+    city: str | None = None
+    part: int = 0  # >0 when a long clause was split: 1, 2, ... (each part keeps label and path)
+
+    @property
+    def section(self) -> str:
+        """Human-readable section path, e.g. '第二章 建设管理 › 第十一条 › （三）'."""
+        return " › ".join(self.section_path)
+
+
+@dataclass
+class Hit:
+    """One retrieved clause with its score and the rank it got from each retrieval mode."""
+
+    clause: Clause
+    score: float
+    ranks: dict[str, int | None] = field(default_factory=dict)  # mode -> 1-based rank, None if absent
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape shared by `search --json`, `ask --json`, eval results and HTTP."""
+        c = self.clause
+        return {
+            "clause_id": c.clause_id,
+            "text": c.text,
+            "doc_title": c.doc_title,
+            "doc_number": c.doc_number,
+            "doc_id": c.doc_id,
+            "section": c.section,
+            "section_path": list(c.section_path),
+            "label": c.label,
+            "source": c.source,
+            "line_start": c.line_start,
+            "line_end": c.line_end,
+            "city": c.city,
+            "score": float(self.score),
+            "ranks": dict(self.ranks),
+        }
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A verbatim span of one clause, with the citation shown beside it."""
+
+    text: str  # exact substring of the clause's text
+    clause_id: str
+    citation: str  # e.g. "鹤壁市地源热泵系统建设应用管理暂行办法（鹤政办〔2025〕9号） › 第四条 — 000_x.txt:57"
+    doc_title: str
+    label: str
+    source: str
+    line_start: int
+    line_end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str  # the composed answer shown to the user
+    abstained: bool
+    quotes: list[Quote] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    notice: str | None = None  # e.g. "query truncated to 2000 characters"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "quotes": [q.to_dict() for q in self.quotes],
+            "hits": [h.to_dict() for h in self.hits],
+            "notice": self.notice,
+        }
