@@ -1,0 +1,633 @@
+"""Answers that quote their sources: pick the sentences of the retrieved clauses that answer the question.
+
+Every sentence shown as policy text is a verbatim span of a clause, followed by its citation
+(document title with 文号 › section label, file:line). :func:`verify_answer` checks this on every
+answer, whatever composer produced it; a violation raises :class:`QuoteVerificationError`.
+
+    >>> from assistant.compose import compose
+    >>> answer = compose("地源热泵系统由哪个部门负责管理", retriever.search("地源热泵系统由哪个部门负责管理"))
+    >>> print(answer.text)
+    >>> answer.quotes[0].citation
+    '鹤壁市地源热泵系统建设应用管理暂行办法（鹤政办〔2025〕9号） › 第四条 — 000_ed0d53ce87970edb.txt:54'
+
+The default :class:`ExtractiveComposer` needs no language model. A generative composer can be
+plugged in (``compose(question, hits, composer=OpenAICompatibleComposer(url, model))``); its quotes
+go through the same verbatim check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import sys
+import urllib.request
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Iterable, Protocol, Sequence
+
+from assistant.errors import AssistantError
+from assistant.text import normalize_for_matching, normalize_query, strip_spaces
+from assistant.types import Answer, Clause, Hit, Quote
+
+NOT_FOUND = "未在现有文件中找到相关规定"
+
+# How many of the top hits the composer reads sentences from, and how many quotes it shows.
+CLAUSES_TO_READ = 5
+MAX_QUOTES = 4
+MAX_QUOTES_PER_CLAUSE = 2
+# A sentence joins the answer only if it scores at least this share of the best sentence's score.
+RELATIVE_SENTENCE_CUTOFF = 0.55
+POSSIBLY_RELATED_SHOWN = 3
+
+# --- Abstention -----------------------------------------------------------------------------
+# The answer abstains when the best retrieved evidence covers too little of the question's
+# content words. Coverage = share (by characters) of the question's content terms found in the
+# best sentence plus its clause's document title and section path (a sentence of the right
+# document need not repeat the subject). Calibrated below; see `abstention_signals`.
+MIN_EVIDENCE_COVERAGE = 0.5
+
+_log = logging.getLogger(__name__)
+
+
+class QuoteVerificationError(RuntimeError):
+    """A composer produced a quote that is not an exact span of its clause: a bug, never shown."""
+
+
+class Composer(Protocol):
+    """Anything that turns a question and its retrieved hits into an :class:`Answer`."""
+
+    def compose(self, question: str, hits: Sequence[Hit]) -> Answer: ...
+
+
+# --- Text analysis --------------------------------------------------------------------------
+
+# Words that say *what kind* of answer is wanted but not what it is about; removed before
+# matching the question against sentences. Ordered longest first when used in the regex.
+QUESTION_WORDS = (
+    "什么时候", "哪个部门", "哪些部门", "哪个单位", "哪些单位", "哪些企业", "哪些", "哪个", "哪里", "哪儿",
+    "什么", "怎么样", "怎么办", "怎么", "怎样", "如何", "多少钱", "多少", "多久", "多长时间", "几年", "几个",
+    "为什么", "是否", "能否", "可否", "有没有", "是不是", "能不能", "可不可以", "要不要", "需不需要",
+    "请问", "一下", "我想", "我们", "我", "你好", "您好", "谁", "何时", "吗", "呢", "吧", "啊", "呀",
+)
+# Function words and chat filler that carry no subject matter.
+STOPWORDS = frozenset(
+    "的 了 是 有 在 和 与 及 或 也 都 就 还 要 会 能 可以 可 给 对 把 被 让 从 到 向 于 为 以 由 等 这 那 个 "
+    "这个 那个 一个 该 其 之 所 按 按照 关于 进行 相关 有关 一些 应该 应当 需要 需 现在 目前 可能 能够 没 不 "
+    "么 吗 呢 吧 啊 呀 哦 嘛 啦".split()
+)
+_QUESTION_WORDS_RE = re.compile("|".join(sorted(map(re.escape, QUESTION_WORDS), key=len, reverse=True)))
+_PUNCT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
+
+# Sentence ends: Chinese/ASCII full stops of a clause sentence, and line ends. The end mark stays
+# with its sentence, so quotes read like the source.
+_SENTENCE_RE = re.compile(r"[^。；;！!？?\n]+(?:[。；;！!？?]+[”’」』）)]*)?")
+# A sentence needs some substance to be worth quoting (not just "（三）" or a page number).
+_MIN_SENTENCE_CHARS = 6
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # no "Building prefix dict" chatter on stderr
+    return jieba
+
+
+def _compact(text: str) -> str:
+    """Matching form of corpus or query text: normalised, spaces and punctuation removed."""
+    return _PUNCT_RE.sub("", normalize_for_matching(text))
+
+
+def query_terms(question: str) -> list[str]:
+    """Content terms of a question: jieba tokens of the normalised text minus question and stop words.
+
+    >>> query_terms("地源热泵系统由哪个部门负责管理？")
+    ['地源', '热泵', '系统', '负责', '管理']
+    """
+    text = _QUESTION_WORDS_RE.sub(" ", normalize_query(question))
+    terms: list[str] = []
+    for token in _jieba().lcut(text):
+        token = _compact(token)
+        if token and token not in STOPWORDS and token not in terms:
+            terms.append(token)
+    return terms
+
+
+def _bigrams(compact_text: str) -> set[str]:
+    return {compact_text[i : i + 2] for i in range(len(compact_text) - 1)}
+
+
+def query_bigrams(question: str) -> set[str]:
+    """Character bigrams of the question's content (catches words jieba splits differently)."""
+    return _bigrams(_compact(_QUESTION_WORDS_RE.sub(" ", normalize_query(question))))
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a clause: ``text == clause.text[start:end]`` exactly."""
+
+    clause: Clause
+    text: str
+    start: int
+    end: int
+
+    @property
+    def line(self) -> int:
+        """Source line the sentence starts on (clause text keeps the source's line breaks)."""
+        return _line_of(self.clause, self.start)
+
+    @property
+    def last_line(self) -> int:
+        return _line_of(self.clause, max(self.start, self.end - 1))
+
+
+def _line_of(clause: Clause, offset: int) -> int:
+    line = clause.line_start + clause.text.count("\n", 0, offset)
+    return min(max(line, clause.line_start), clause.line_end)
+
+
+def split_sentences(clause: Clause) -> list[Sentence]:
+    """Split a clause at 。；！？ and line ends, keeping the exact original characters.
+
+    Leading/trailing whitespace is trimmed off each sentence (offsets follow), so every
+    sentence is still an exact substring of ``clause.text``.
+    """
+    sentences = []
+    for match in _SENTENCE_RE.finditer(clause.text):
+        raw = match.group()
+        stripped = raw.strip()
+        if len(_compact(stripped)) < _MIN_SENTENCE_CHARS:
+            continue
+        start = match.start() + (len(raw) - len(raw.lstrip()))
+        sentences.append(Sentence(clause, stripped, start, start + len(stripped)))
+    return sentences
+
+
+# --- What kind of fact a question asks for ---------------------------------------------------
+
+@dataclass(frozen=True)
+class FactKind:
+    name: str
+    question: re.Pattern[str]  # matches a question asking for this fact
+    sentence: re.Pattern[str]  # matches a sentence carrying it
+
+
+_CN_NUM = "[0-9０-９.．一二三四五六七八九十百千万亿两]"
+FACT_KINDS = (
+    FactKind(
+        "amount",
+        re.compile(r"多少|金额|额度|几万|几千|[0-9一二三四五六七八九十]?元|比例|标准是|补贴标准|补助标准|上限|最高|最多|百分之"),
+        re.compile(rf"{_CN_NUM}+\s*(?:万元|亿元|千元|元|%|％|倍|个百分点)|百分之|{_CN_NUM}+\s*万(?!人)"),
+    ),
+    FactKind(
+        "date",
+        re.compile(r"什么时候|何时|期限|日前|截止|多久|多长时间|几号|哪天|时间|日期|之前|以前|年底|有效期|施行|实施"),
+        re.compile(
+            rf"{_CN_NUM}+\s*年\s*{_CN_NUM}*\s*月?|{_CN_NUM}+\s*月\s*{_CN_NUM}+\s*日|日前|之前|以前|前完成|"
+            rf"{_CN_NUM}+\s*个?(?:工作日|日|天|个月)|年底|月底|截止|期限|施行|起实施|有效期"
+        ),
+    ),
+    FactKind(
+        "unit",
+        re.compile(r"谁|哪个部门|哪些部门|什么部门|哪个单位|哪些单位|哪家|责任单位|牵头单位|主管部门|审批|负责|管理部门|找谁|归谁"),
+        # "负责制" (a responsibility *system*) names no one, so it does not count.
+        re.compile(r"责任单位|牵头单位|由.{1,40}?负责|(?<!分工)负责(?!制)|主管部门|审批|审核|批准|牵头"),
+    ),
+    FactKind(
+        "condition",
+        re.compile(r"条件|哪些企业|什么企业|什么样|符合|资格|要求|能不能|可以.*吗|能.*吗|够不够|适用|对象|范围"),
+        re.compile(r"条件|符合|具备|满足|应当|须|对象|范围|适用|以上|以下|不低于|不超过|达到"),
+    ),
+)
+
+
+def fact_kinds(question: str) -> list[FactKind]:
+    """The kinds of fact a question asks for, in the order they are checked (amount, date, unit, condition)."""
+    normalized = normalize_query(question)
+    return [kind for kind in FACT_KINDS if kind.question.search(normalized)]
+
+
+# --- Scoring ----------------------------------------------------------------------------------
+
+@dataclass
+class ScoredSentence:
+    sentence: Sentence
+    hit_rank: int  # 1-based rank of its clause among the hits
+    relevance: float  # 0..~1.3 question/sentence overlap
+    coverage: float  # share of question content terms found in sentence + clause heading
+    carries_fact: bool
+    score: float
+
+
+def _term_coverage(terms: Sequence[str], compact_text: str) -> float:
+    """Share of the terms (weighted by length: longer terms say more) found in the text."""
+    total = sum(len(t) for t in terms)
+    if not total:
+        return 0.0
+    return sum(len(t) for t in terms if t in compact_text) / total
+
+
+def score_sentences(question: str, hits: Sequence[Hit], clauses_to_read: int = CLAUSES_TO_READ) -> list[ScoredSentence]:
+    """Every sentence of the top hits, scored against the question, best first."""
+    terms = query_terms(question)
+    bigrams = query_bigrams(question)
+    kinds = fact_kinds(question)
+    scored: list[ScoredSentence] = []
+    for rank, hit in enumerate(hits[:clauses_to_read], start=1):
+        clause = hit.clause
+        heading = _compact(clause.doc_title + "".join(clause.section_path))
+        for sentence in split_sentences(clause):
+            body = _compact(sentence.text)
+            sentence_terms = _term_coverage(terms, body)
+            sentence_bigrams = len(bigrams & _bigrams(body)) / len(bigrams) if bigrams else 0.0
+            coverage = _term_coverage(terms, body + heading)
+            relevance = 0.5 * sentence_terms + 0.3 * sentence_bigrams + 0.2 * coverage
+            carries_fact = any(kind.sentence.search(sentence.text) for kind in kinds)
+            # Retrieval order is evidence too: the clause the retriever ranks first wins a tie.
+            rank_prior = 0.15 / math.sqrt(rank)
+            score = relevance + rank_prior + (0.1 if carries_fact else 0.0)
+            scored.append(ScoredSentence(sentence, rank, relevance, coverage, carries_fact, score))
+    scored.sort(key=lambda s: (-s.score, s.hit_rank, s.sentence.start))
+    return scored
+
+
+@dataclass(frozen=True)
+class AbstentionSignals:
+    """What the abstain/answer decision looks at (also logged by calibration)."""
+
+    coverage: float  # best content-term coverage among sentences of the top clauses
+    relevance: float  # best sentence relevance
+    top_score: float  # retriever score of the first hit
+    modes_agree: bool  # the first hit is ranked by every retrieval mode that ran
+
+    def should_abstain(self) -> bool:
+        return self.coverage < MIN_EVIDENCE_COVERAGE
+
+
+def abstention_signals(question: str, hits: Sequence[Hit], scored: Sequence[ScoredSentence] | None = None) -> AbstentionSignals:
+    if scored is None:
+        scored = score_sentences(question, hits)
+    if not hits or not scored:
+        return AbstentionSignals(0.0, 0.0, float(hits[0].score) if hits else 0.0, False)
+    ranks = hits[0].ranks or {}
+    modes_agree = bool(ranks) and all(r is not None for r in ranks.values())
+    return AbstentionSignals(
+        coverage=max(s.coverage for s in scored),
+        relevance=max(s.relevance for s in scored),
+        top_score=float(hits[0].score),
+        modes_agree=modes_agree,
+    )
+
+
+# --- Citations and answer text ----------------------------------------------------------------
+
+def document_name(clause: Clause) -> str:
+    """Title with 文号 where known: '鹤壁市…暂行办法（鹤政办〔2025〕9号）'."""
+    if clause.doc_number and clause.doc_number not in clause.doc_title:
+        return f"{clause.doc_title}（{clause.doc_number}）"
+    return clause.doc_title
+
+
+def location(source: str, line_start: int, line_end: int) -> str:
+    return f"{source}:{line_start}" if line_end <= line_start else f"{source}:{line_start}-{line_end}"
+
+
+def citation(clause: Clause, line_start: int | None = None, line_end: int | None = None) -> str:
+    """'<title（文号）> › <label> — <file>:<line>'."""
+    start = clause.line_start if line_start is None else line_start
+    end = start if line_end is None else line_end
+    parts = [document_name(clause)]
+    if clause.label:
+        parts.append(clause.label)
+    return f"{' › '.join(parts)} — {location(clause.source, start, end)}"
+
+
+def quote_sentence(sentence: Sentence) -> Quote:
+    clause = sentence.clause
+    first, last = sentence.line, sentence.last_line
+    return Quote(
+        text=sentence.text,
+        clause_id=clause.clause_id,
+        citation=citation(clause, first, last),
+        doc_title=clause.doc_title,
+        label=clause.label,
+        source=clause.source,
+        line_start=first,
+        line_end=last,
+    )
+
+
+def render_quotes(quotes: Sequence[Quote], hits: Sequence[Hit]) -> str:
+    """Plain-text answer body: quotes grouped by document, each with section and file:line."""
+    clauses = {h.clause.clause_id: h.clause for h in hits}
+    lines: list[str] = []
+    current_doc = None
+    for quote in quotes:
+        clause = clauses[quote.clause_id]
+        if clause.doc_id != current_doc:
+            if lines:
+                lines.append("")
+            lines.append(f"《{document_name(clause)}》：")
+            current_doc = clause.doc_id
+        where = location(quote.source, quote.line_start, quote.line_end)
+        label = f"{quote.label}，" if quote.label else ""
+        lines.append(f"「{quote.text}」（{label}{where}）")
+    return "\n".join(lines)
+
+
+def render_possibly_related(hits: Sequence[Hit], shown: int = POSSIBLY_RELATED_SHOWN) -> str:
+    """The abstention text: say so plainly, then name (not quote) the closest clauses."""
+    lines = [f"{NOT_FOUND}。"]
+    if hits:
+        lines.append("")
+        lines.append("可能相关：")
+        for hit in hits[:shown]:
+            lines.append(f"- {citation(hit.clause)}")
+    return "\n".join(lines)
+
+
+# --- Composers --------------------------------------------------------------------------------
+
+class ExtractiveComposer:
+    """Quotes the best-matching sentences of the top clauses verbatim; no language model.
+
+        >>> answer = ExtractiveComposer().compose("地源热泵系统由哪个部门负责管理", hits)
+        >>> answer.abstained, answer.quotes[0].label
+        (False, '第四条')
+    """
+
+    def __init__(self, *, max_quotes: int = MAX_QUOTES, clauses_to_read: int = CLAUSES_TO_READ):
+        self.max_quotes = max_quotes
+        self.clauses_to_read = clauses_to_read
+
+    def compose(self, question: str, hits: Sequence[Hit]) -> Answer:
+        hits = list(hits)
+        scored = score_sentences(question, hits, self.clauses_to_read)
+        signals = abstention_signals(question, hits, scored)
+        if signals.should_abstain():
+            return Answer(question=question, text=render_possibly_related(hits), abstained=True, hits=hits)
+        chosen = self._choose(question, scored)
+        quotes = [quote_sentence(s.sentence) for s in chosen]
+        return Answer(question=question, text=render_quotes(quotes, hits), abstained=False, quotes=quotes, hits=hits)
+
+    def _choose(self, question: str, scored: list[ScoredSentence]) -> list[ScoredSentence]:
+        best = scored[0]
+        cutoff = best.score * RELATIVE_SENTENCE_CUTOFF
+        chosen: list[ScoredSentence] = []
+        per_clause: dict[str, int] = {}
+        seen_text: set[str] = set()
+        for s in scored:
+            if len(chosen) >= self.max_quotes or s.score < cutoff:
+                break
+            clause_id = s.sentence.clause.clause_id
+            key = _compact(s.sentence.text)
+            if per_clause.get(clause_id, 0) >= MAX_QUOTES_PER_CLAUSE or key in seen_text:
+                continue
+            chosen.append(s)
+            per_clause[clause_id] = per_clause.get(clause_id, 0) + 1
+            seen_text.add(key)
+        chosen = _reading_order(chosen)
+        if fact_kinds(question):
+            chosen = self._fact_first(chosen, scored)
+        return _drop_contained([_with_list(s) for s in chosen])
+
+    def _fact_first(self, chosen: list[ScoredSentence], scored: list[ScoredSentence]) -> list[ScoredSentence]:
+        """Put the sentence carrying the asked-for fact first, fetching it from the best clause if needed."""
+        if chosen[0].carries_fact:
+            return chosen
+        carrier = next((s for s in chosen if s.carries_fact), None)
+        if carrier is None:
+            # The fact often sits in a sentence of the best clause that shares few words with the
+            # question, e.g. "（责任单位：省财政厅…）" after the measure it belongs to.
+            top_clause = chosen[0].sentence.clause.clause_id
+            carrier = next(
+                (s for s in scored if s.carries_fact and s.sentence.clause.clause_id == top_clause),
+                None,
+            )
+            if carrier is None:
+                return chosen
+            chosen = chosen[: self.max_quotes - 1]
+        else:
+            chosen = [s for s in chosen if s is not carrier]
+        return _reading_order([carrier, *chosen], keep_first=True)
+
+
+def _reading_order(chosen: list[ScoredSentence], keep_first: bool = False) -> list[ScoredSentence]:
+    """Group quotes by document, then clause, in order of first appearance; sentences of one
+    clause in source order. With ``keep_first`` the first quote stays first (the asked-for fact)."""
+    head, rest = (chosen[:1], chosen[1:]) if keep_first else ([], chosen)
+    doc_order: dict[str, int] = {}
+    clause_order: dict[str, int] = {}
+    for s in chosen:
+        doc_order.setdefault(s.sentence.clause.doc_id, len(doc_order))
+        clause_order.setdefault(s.sentence.clause.clause_id, len(clause_order))
+    rest = sorted(
+        rest,
+        key=lambda s: (doc_order[s.sentence.clause.doc_id], clause_order[s.sentence.clause.clause_id], s.sentence.start),
+    )
+    return head + rest
+
+
+def _drop_contained(chosen: list[ScoredSentence]) -> list[ScoredSentence]:
+    """Drop a quote already shown inside another (a list item inside its extended list)."""
+    def inside(a: Sentence, b: Sentence) -> bool:
+        return a is not b and a.clause.clause_id == b.clause.clause_id and b.start <= a.start and a.end <= b.end
+
+    return [s for s in chosen if not any(inside(s.sentence, o.sentence) for o in chosen)]
+
+
+# A sentence ending in a colon introduces a list ("必须具备以下条件："); the items are the answer.
+_LIST_INTRO_RE = re.compile(r"[：:]$")
+MAX_LIST_CHARS = 400
+
+
+def _with_list(s: ScoredSentence) -> ScoredSentence:
+    """Extend a list-introducing sentence over the following lines of its clause (whole lines, capped)."""
+    sentence = s.sentence
+    if not _LIST_INTRO_RE.search(sentence.text):
+        return s
+    text = sentence.clause.text
+    end = sentence.end
+    while end < len(text):
+        next_break = text.find("\n", end + 1)
+        next_end = len(text) if next_break < 0 else next_break
+        if next_end - sentence.start > MAX_LIST_CHARS:
+            break
+        end = next_end
+    if end == sentence.end:
+        return s
+    extended = Sentence(sentence.clause, text[sentence.start : end].rstrip(), sentence.start, sentence.start + len(text[sentence.start : end].rstrip()))
+    return ScoredSentence(extended, s.hit_rank, s.relevance, s.coverage, s.carries_fact, s.score)
+
+
+class OpenAICompatibleComposer:
+    """Generative composer for an OpenAI-compatible ``/chat/completions`` endpoint (optional, not default).
+
+        >>> composer = OpenAICompatibleComposer("http://127.0.0.1:8000/v1", model="qwen2.5-7b-instruct")
+        >>> answer = compose(question, hits, composer=composer)
+
+    The model is shown the numbered clauses and must reply with JSON
+    ``{"summary": "...", "quotes": [{"clause": 1, "text": "exact span"}]}``. The summary is shown
+    as the assistant's own words (never inside 「」); quotes go through :func:`verify_answer`, so
+    a model that paraphrases policy text makes the answer fail instead of showing altered text.
+    ``post`` can be replaced (tests, other transports): ``post(url, payload_dict) -> response_dict``.
+    """
+
+    SYSTEM_PROMPT = (
+        "你是政策文件问答助手。只根据给出的条款回答。回复一个 JSON 对象："
+        '{"summary": "一句话概括（不要引用原文）", "quotes": [{"clause": 条款编号, "text": "从该条款原文逐字复制的句子"}]}。'
+        "quotes 中的 text 必须与条款原文完全一致，不得改写。若条款不能回答问题，quotes 为空数组。"
+    )
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        post: Callable[[str, dict], dict] | None = None,
+        clauses_to_read: int = CLAUSES_TO_READ,
+    ):
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.api_key = api_key
+        self.timeout = timeout
+        self.post = post or self._http_post
+        self.clauses_to_read = clauses_to_read
+
+    def _http_post(self, url: str, payload: dict) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(url, json.dumps(payload).encode("utf-8"), headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.load(response)
+        except OSError as error:
+            raise AssistantError(f"generative composer endpoint {url} unavailable ({error}); check the URL or use the default extractive composer") from error
+
+    def compose(self, question: str, hits: Sequence[Hit]) -> Answer:
+        hits = list(hits)
+        shown = hits[: self.clauses_to_read]
+        numbered = "\n\n".join(f"[{i}] {document_name(h.clause)} › {h.clause.label}\n{h.clause.text}" for i, h in enumerate(shown, 1))
+        payload = {
+            "model": self.model,
+            "temperature": 0,
+            "messages": [
+                {"role": "system", "content": self.SYSTEM_PROMPT},
+                {"role": "user", "content": f"条款：\n{numbered}\n\n问题：{question}"},
+            ],
+        }
+        response = self.post(self.url, payload)
+        try:
+            content = response["choices"][0]["message"]["content"]
+            reply = json.loads(content[content.index("{") : content.rindex("}") + 1])
+        except (KeyError, IndexError, ValueError, TypeError) as error:
+            raise AssistantError(f"generative composer returned an unreadable reply ({error}); use the extractive composer") from error
+        quotes = []
+        for item in reply.get("quotes") or []:
+            number = int(item.get("clause", 0))
+            if not 1 <= number <= len(shown):
+                continue
+            clause = shown[number - 1].clause
+            text = str(item.get("text", ""))
+            start = clause.text.find(text) if text else -1
+            if start < 0:  # leave it in: verify_answer rejects it loudly
+                quotes.append(Quote(text, clause.clause_id, citation(clause), clause.doc_title, clause.label, clause.source, clause.line_start, clause.line_end))
+                continue
+            quotes.append(quote_sentence(Sentence(clause, text, start, start + len(text))))
+        if not quotes:
+            return Answer(question=question, text=render_possibly_related(hits), abstained=True, hits=hits)
+        summary = str(reply.get("summary") or "").replace("「", "“").replace("」", "”")
+        body = render_quotes(_group_quotes(quotes, hits), hits)
+        return Answer(question=question, text=f"{summary}\n\n{body}" if summary else body, abstained=False, quotes=quotes, hits=hits)
+
+
+def _group_quotes(quotes: list[Quote], hits: Sequence[Hit]) -> list[Quote]:
+    doc_of = {h.clause.clause_id: h.clause.doc_id for h in hits}
+    order: dict[str, int] = {}
+    for q in quotes:
+        order.setdefault(doc_of[q.clause_id], len(order))
+    return sorted(quotes, key=lambda q: order[doc_of[q.clause_id]])
+
+
+# --- Verification -----------------------------------------------------------------------------
+
+_SHOWN_QUOTE_RE = re.compile(r"「([^「」]*)」")
+
+
+def verify_answer(answer: Answer, hits: Iterable[Hit]) -> Answer:
+    """Raise :class:`QuoteVerificationError` unless every quote is an exact span of its clause.
+
+    Checks each ``answer.quotes[i].text`` against the text of the clause named by its clause_id
+    (which must be among ``hits``), and every 「…」 span in ``answer.text`` against the quotes
+    and retrieved clauses, so no altered policy text is ever shown as a quote.
+    """
+    clauses = {h.clause.clause_id: h.clause for h in hits}
+    for quote in answer.quotes:
+        clause = clauses.get(quote.clause_id)
+        if clause is None:
+            raise QuoteVerificationError(f"quote cites clause {quote.clause_id!r}, which was not retrieved")
+        if not quote.text or quote.text not in clause.text:
+            raise QuoteVerificationError(f"quote is not an exact span of clause {quote.clause_id}: 「{quote.text}」")
+    quoted = {q.text for q in answer.quotes}
+    for match in _SHOWN_QUOTE_RE.finditer(answer.text):
+        shown = match.group(1)
+        if shown not in quoted and not any(shown in c.text for c in clauses.values()):
+            raise QuoteVerificationError(f"answer text shows 「{shown}」, which is not verbatim in any retrieved clause")
+    return answer
+
+
+def compose(question: str, hits: Sequence[Hit], composer: Composer | None = None, *, notice: str | None = None) -> Answer:
+    """Compose with ``composer`` (default: extractive) and verify every quote; see module docstring."""
+    hits = list(hits)
+    answer = (composer or ExtractiveComposer()).compose(question, hits)
+    verify_answer(answer, hits)
+    if notice and not answer.notice:
+        answer.notice = notice
+    return answer
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+def filters_from_args(args) -> dict[str, list[str]] | None:
+    """The search filters given by --file/--doc/--city, or None."""
+    filters = {
+        key: values
+        for key, values in (
+            ("source", getattr(args, "filter_source", None)),
+            ("doc_id", getattr(args, "filter_doc", None)),
+            ("city", getattr(args, "filter_city", None)),
+        )
+        if values
+    }
+    return filters or None
+
+
+def answer_question(retriever, question: str, *, k: int = 10, filters: dict | None = None, composer: Composer | None = None) -> Answer:
+    """Prepare the query, retrieve, compose and verify: what `ask`, the page and eval share."""
+    from assistant.retriever import prepare_query
+
+    prepared = prepare_query(question)
+    hits = retriever.search(prepared.text, k=k, filters=filters)
+    return compose(prepared.text, hits, composer, notice=prepared.notice)
+
+
+def cli_ask(args) -> int:
+    """``python -m assistant ask "问题" [--index DIR] [--json]``."""
+    from assistant.retriever import Retriever, prepare_query
+
+    prepare_query(args.query)  # fail fast on an empty question, before loading the index
+    retriever = Retriever.load(args.index)
+    answer = answer_question(retriever, args.query, filters=filters_from_args(args))
+    if args.json:
+        json.dump(answer.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if answer.notice:
+        print(f"注意 / notice: {answer.notice}", file=sys.stderr)
+    print(answer.text)
+    return 0

@@ -1,0 +1,198 @@
+"""Composer behaviour on hand-made clauses copied from the corpus (no index needed)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from assistant.compose import (
+    NOT_FOUND,
+    ExtractiveComposer,
+    OpenAICompatibleComposer,
+    QuoteVerificationError,
+    compose,
+    fact_kinds,
+    query_terms,
+    split_sentences,
+    verify_answer,
+)
+from assistant.types import Answer, Quote
+from compose_fixtures import (
+    HEBI_ART4,
+    HEBI_ART6,
+    HEBI_ART20,
+    HEBI_FILE,
+    HEBI_TITLE,
+    HENAN_FULL_LOAD,
+    ZZ_GRAIN,
+    hits,
+)
+
+
+def test_sentences_are_exact_spans_with_their_source_lines():
+    sentences = split_sentences(HEBI_ART4)
+    assert [s.text[:8] for s in sentences] == ["第四条 鹤壁市住", "市供热燃气管理办", "市规划、国土资源"]
+    for s in sentences:
+        assert HEBI_ART4.text[s.start : s.end] == s.text
+    assert [s.line for s in sentences] == [54, 55, 56]
+
+
+def test_sentences_split_at_chinese_stops_inside_a_line():
+    sentences = split_sentences(HENAN_FULL_LOAD)
+    assert len(sentences) == 4  # 。 ； 。 then the （责任单位：…） note
+    assert sentences[-1].text.startswith("（责任单位：")
+    assert all(s.line == 924 for s in sentences)
+
+
+def test_query_terms_drop_question_words():
+    terms = query_terms("地源热泵系统由哪个部门负责管理？")
+    assert "哪个" not in "".join(terms) and "部门" not in terms
+    assert any("热泵" in t for t in terms)
+
+
+def test_fact_kinds():
+    assert [k.name for k in fact_kinds("满负荷生产奖励有多少钱")] == ["amount"]
+    assert "date" in [k.name for k in fact_kinds("专精特新企业什么时候更新信息")]
+    assert "unit" in [k.name for k in fact_kinds("地源热泵项目谁来审批")]
+    assert "condition" in [k.name for k in fact_kinds("特许经营权要符合什么条件")]
+    assert fact_kinds("地源热泵系统是什么") == []
+
+
+def test_answer_quotes_the_answering_sentence_with_citation():
+    answer = compose("地源热泵系统由哪个部门负责管理", hits(HEBI_ART4, HEBI_ART6, ZZ_GRAIN))
+    assert not answer.abstained
+    first = answer.quotes[0]
+    assert "住房和城乡建设局" in first.text
+    assert first.citation == f"{HEBI_TITLE}（鹤政办〔2025〕9号） › 第四条 — {HEBI_FILE}:54"
+    assert f"「{first.text}」" in answer.text
+    assert f"{HEBI_TITLE}（鹤政办〔2025〕9号）" in answer.text
+    assert 2 <= len(answer.quotes) <= 4
+    # the second sentence of the article sits on the next source line
+    second = next(q for q in answer.quotes if q.text.startswith("市供热燃气"))
+    assert second.line_start == 55 and second.citation.endswith(":55")
+
+
+def test_quotes_are_grouped_by_document():
+    answer = compose("地源热泵系统由哪个部门负责管理", hits(HEBI_ART4, ZZ_GRAIN, HEBI_ART6))
+    docs = [q.source for q in answer.quotes]
+    assert docs == sorted(docs, key=docs.index)  # one run per document
+    assert answer.text.count(f"《{HEBI_TITLE}") == 1
+
+
+def test_responsible_unit_sentence_comes_first():
+    answer = compose("满负荷生产奖励由哪个部门负责", hits(HENAN_FULL_LOAD, HEBI_ART6))
+    assert answer.quotes[0].text.startswith("（责任单位：省财政厅")
+    answer = compose("郑州县级政府粮食安全的责任单位是谁", hits(ZZ_GRAIN, HEBI_ART4))
+    assert answer.quotes[0].text == "责任单位：各县（市、区）人民政府"
+
+
+def test_amount_sentence_comes_first():
+    answer = compose("满负荷生产能拿多少奖励", hits(HENAN_FULL_LOAD))
+    assert "万元" in answer.quotes[0].text
+    assert "责任单位" not in answer.quotes[0].text
+
+
+def test_condition_question_quotes_the_list_of_conditions():
+    answer = compose("取得供热特许经营权需要什么条件", hits(HEBI_ART20, HEBI_ART4))
+    first = answer.quotes[0]
+    assert first.text.startswith("第二十条") and "（一）依法注册的企业法人；" in first.text
+    assert (first.line_start, first.line_end) == (78, 81)
+    assert first.text in HEBI_ART20.text
+
+
+def test_unrelated_question_abstains_and_lists_possibly_related():
+    answer = compose("北京市公积金贷款额度是多少", hits(HEBI_ART6, ZZ_GRAIN))
+    assert answer.abstained and answer.quotes == []
+    assert answer.text.startswith(NOT_FOUND)
+    assert "可能相关" in answer.text and "第六条" in answer.text
+    assert "「" not in answer.text  # nothing presented as a quote
+
+
+def test_no_hits_abstains():
+    answer = compose("地源热泵系统由哪个部门负责管理", [])
+    assert answer.abstained and answer.text.startswith(NOT_FOUND)
+
+
+def test_answer_json_shape():
+    data = compose("地源热泵系统由哪个部门负责管理", hits(HEBI_ART4)).to_dict()
+    json.dumps(data, ensure_ascii=False)
+    assert set(data) >= {"answer", "abstained", "quotes", "hits", "notice"}
+    assert {"text", "clause_id", "citation"} <= set(data["quotes"][0])
+
+
+# --- the verbatim check --------------------------------------------------------------------
+
+
+class AlteringComposer:
+    """A deliberately broken composer: 'tidies up' the policy text it quotes."""
+
+    def compose(self, question, hits):
+        answer = ExtractiveComposer().compose(question, hits)
+        altered = [replace(q, text=q.text.replace("住房和城乡建设局", "住建局")) for q in answer.quotes]
+        return Answer(question, answer.text.replace("住房和城乡建设局", "住建局"), False, altered, list(hits))
+
+
+def test_broken_composer_is_caught():
+    with pytest.raises(QuoteVerificationError):
+        compose("地源热泵系统由哪个部门负责管理", hits(HEBI_ART4), composer=AlteringComposer())
+
+
+def test_verify_rejects_altered_text_shown_in_brackets_even_without_quote_objects():
+    good = compose("地源热泵系统由哪个部门负责管理", hits(HEBI_ART4))
+    bad = Answer(good.question, good.text.replace("行政主管部门", "主管部门"), False, good.quotes, good.hits)
+    with pytest.raises(QuoteVerificationError):
+        verify_answer(bad, good.hits)
+
+
+def test_verify_rejects_quote_of_a_clause_not_retrieved():
+    good = compose("地源热泵系统由哪个部门负责管理", hits(HEBI_ART4))
+    stray = Quote("第六条", HEBI_ART6.clause_id, "x", HEBI_TITLE, "第六条", HEBI_FILE, 58, 58)
+    with pytest.raises(QuoteVerificationError):
+        verify_answer(Answer(good.question, good.text, False, [stray], good.hits), good.hits)
+
+
+def test_verify_accepts_every_extractive_answer_of_the_fixtures():
+    for question in ("地源热泵系统由哪个部门负责管理", "满负荷生产奖励多少钱", "特许经营权要什么条件", "粮食安全谁负责"):
+        hs = hits(HEBI_ART4, HEBI_ART20, HENAN_FULL_LOAD, ZZ_GRAIN, HEBI_ART6)
+        answer = compose(question, hs)
+        verify_answer(answer, hs)
+        for quote in answer.quotes:
+            assert quote.text in {h.clause.clause_id: h.clause for h in hs}[quote.clause_id].text
+
+
+# --- generative composer stub ----------------------------------------------------------------
+
+
+def fake_endpoint(reply: dict):
+    calls = []
+
+    def post(url, payload):
+        calls.append((url, payload))
+        return {"choices": [{"message": {"content": "```json\n" + json.dumps(reply, ensure_ascii=False) + "\n```"}}]}
+
+    return post, calls
+
+
+def test_generative_composer_faithful_reply_passes_verification():
+    post, calls = fake_endpoint({"summary": "由「市住建局」主管。", "quotes": [{"clause": 1, "text": "市供热燃气管理办公室具体负责地源热泵系统建设应用的监督管理工作。"}]})
+    composer = OpenAICompatibleComposer("http://127.0.0.1:9/v1", "test-model", post=post)
+    answer = compose("地源热泵谁管", hits(HEBI_ART4), composer=composer)
+    assert calls[0][0] == "http://127.0.0.1:9/v1/chat/completions"
+    assert "第四条" in calls[0][1]["messages"][1]["content"]
+    assert answer.quotes[0].line_start == 55
+    assert "「市住建局」" not in answer.text  # the model's own words are never shown as a quote
+
+
+def test_generative_composer_paraphrased_quote_is_rejected():
+    post, _ = fake_endpoint({"summary": "", "quotes": [{"clause": 1, "text": "市住建局是地源热泵的主管部门。"}]})
+    composer = OpenAICompatibleComposer("http://127.0.0.1:9/v1", "test-model", post=post)
+    with pytest.raises(QuoteVerificationError):
+        compose("地源热泵谁管", hits(HEBI_ART4), composer=composer)
+
+
+def test_generative_composer_without_quotes_abstains():
+    post, _ = fake_endpoint({"summary": "无", "quotes": []})
+    answer = compose("地源热泵谁管", hits(HEBI_ART4), composer=OpenAICompatibleComposer("http://x/v1", "m", post=post))
+    assert answer.abstained and answer.quotes == []
