@@ -1,0 +1,552 @@
+"""Split one corpus file into documents (notices, measures, reports ...) and read their metadata.
+
+>>> from assistant.loaders import read_source_file
+>>> source = read_source_file(Path("corpus/000_ed0d53ce87970edb.txt"))      # doctest: +SKIP
+>>> split = split_documents(source)                                          # doctest: +SKIP
+>>> [(d.title, d.line_start, d.line_end) for d in split.documents][:2]       # doctest: +SKIP
+[('鹤壁市人民政府办公室关于开展资源产出率统计工作的通知', 2, 45), ...]
+>>> split.noise[1]                                                           # doctest: +SKIP
+'front_matter'
+
+How it works, in three passes over the file:
+
+1. :func:`clean_line` repairs each line on its own: page markers (``— 1 —``, ``- 2 -``) are cut out
+   wherever they sit, a doubled article label (``第一条第一条``) is written once; whole-line noise
+   (blank lines, lone page markers, lone page numbers) is classified.
+2. :func:`find_title_blocks` finds the title of each document: one to three short lines without
+   sentence punctuation whose last line ends in a document kind (通知, 意见, 办法, 条例, 报告 ...),
+   confirmed by what follows (a salutation ``各县区人民政府：``, a 文号, a date, ``第一条``/``一、``).
+   A document runs from its header (``第二篇：`` banners, ``XX文件`` lines, 文号, issuer) to the line
+   before the next document's header.
+3. Everything before the first document is front matter (cover, table of contents, editorial
+   board); table-of-contents lines there are counted as ``toc``.
+
+A measure attached to a forwarding/issuing notice (关于转发/印发…的通知) is its own document: it has
+its own title and articles and users ask about it by name. It has no 文号 of its own, so it takes
+the notice's 文号, issuer and date (``inherited_from`` is not stored; the notice is the document
+just before it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assistant.text import strip_spaces
+from assistant.types import Document, SourceFile
+
+CN_DIGITS = "一二三四五六七八九十百千零〇○两"
+_CN = f"[{CN_DIGITS}]"
+
+# --- line-level repairs ---------------------------------------------------------------------------
+
+_DASH = "—–\\-－―"
+PAGE_MARKER_LINE = re.compile(rf"^\s*[{_DASH}]{{1,2}}\s*\d{{1,3}}\s*[{_DASH}]{{1,2}}\s*$")
+LONE_PAGE_NUMBER = re.compile(r"^\s*\d{1,3}\s*$")
+# Inside a line a page marker needs spaces around its number, so "20－30%" or "2021—2022年" stay.
+INLINE_PAGE_MARKER = re.compile(rf"\s*[{_DASH}]{{1,2}}\s+\d{{1,3}}\s+[{_DASH}]{{1,2}}\s*")
+# "第一条第一条 为进一步…": the PDF text layer doubled the label.
+DOUBLED_LABEL = re.compile(rf"^(\s*)(第{_CN}+条)\2")
+
+
+@dataclass(frozen=True)
+class CleanLine:
+    text: str  # the line with page markers cut out and outer whitespace stripped
+    noise: str | None  # category when the whole line is noise, else None
+    repairs: tuple[str, ...] = ()  # kinds of repair applied: "page_marker_inline", "doubled_label"
+
+
+def clean_line(raw: str) -> CleanLine:
+    """Repair one source line.
+
+    >>> clean_line("— 1 — 鹤壁市地源热泵系统建设应用管理暂行办法")
+    CleanLine(text='鹤壁市地源热泵系统建设应用管理暂行办法', noise=None, repairs=('page_marker_inline',))
+    >>> clean_line(" - 2 - ").noise
+    'page_marker'
+    """
+    if not raw.strip():
+        return CleanLine("", "blank")
+    if PAGE_MARKER_LINE.match(raw) or LONE_PAGE_NUMBER.match(raw.replace("\t", " ")):
+        return CleanLine("", "page_marker")
+    repairs: list[str] = []
+    text = raw
+    if INLINE_PAGE_MARKER.search(text):
+        text = INLINE_PAGE_MARKER.sub(_keep_space_between, text)
+        repairs.append("page_marker_inline")
+    if DOUBLED_LABEL.match(text):
+        text = DOUBLED_LABEL.sub(r"\1\2", text)
+        repairs.append("doubled_label")
+    text = text.strip()
+    if not text:
+        return CleanLine("", "page_marker")
+    return CleanLine(text, None, tuple(repairs))
+
+
+def _keep_space_between(match: re.Match) -> str:
+    # "统一组织、— 8 —  上下联动": the marker sat inside a sentence; drop it and its spaces.
+    return ""
+
+
+def clean_lines(lines: tuple[str, ...] | list[str]) -> list[CleanLine]:
+    """:func:`clean_line` over a file, plus the one repair that needs the next line: a page number
+    left at the end of a wrapped line (``…统计核算方 1`` followed by ``法，为…``)."""
+    cleaned = [clean_line(line) for line in lines]
+    for index, line in enumerate(cleaned):
+        if line.noise:
+            continue
+        match = _TRAILING_PAGE_NUMBER.search(line.text)
+        if not match:
+            continue
+        following = _next_text(cleaned, index)
+        if following is not None and _CONTINUES.match(following) and not _SENTENCE_END.search(line.text[: match.start()]):
+            cleaned[index] = CleanLine(line.text[: match.start()].rstrip(), None, (*line.repairs, "page_number_inline"))
+    return cleaned
+
+
+_TRAILING_PAGE_NUMBER = re.compile(r"(?<=[\u4e00-\u9fff])\s+\d{1,3}$")
+_CONTINUES = re.compile(r"^[\u4e00-\u9fff，、；]")
+_SENTENCE_END = re.compile(r"[。！？；：:]\s*$")
+
+
+def _next_text(cleaned: list[CleanLine], index: int) -> str | None:
+    for line in cleaned[index + 1 : index + 4]:
+        if not line.noise:
+            return line.text
+    return None
+
+
+# --- metadata patterns ----------------------------------------------------------------------------
+
+# 文号: 郑政〔2016〕24号, 鹤政办〔2025〕9号, 工信部企业〔2022〕63号, 鹤政„2025‟55号 (damaged brackets),
+# 豫政办明电〔2022〕5号, 国发〔2022〕12号, 安财金〔2021〕15号.
+DOC_NUMBER = re.compile(r"[\u4e00-\u9fff]{1,12}\s*[〔\[［【(（„‟“”〖][12]\d{3}[〕\]］】)）‟”〗]\s*\d{1,4}\s*号")
+_CN_YEAR_DIGITS = "〇○零一二三四五六七八九"
+DATE_ARABIC = re.compile(r"((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+DATE_CHINESE = re.compile(rf"([{_CN_YEAR_DIGITS}]{{4}})\s*年\s*([{_CN_YEAR_DIGITS}十]{{1,3}})\s*月\s*([{_CN_YEAR_DIGITS}十]{{1,3}})\s*日")
+_DATE_ONLY_LINE = re.compile(
+    rf"^[（(]?\s*(?:(?:19|20)\d{{2}}\s*年\s*\d{{1,2}}\s*月\s*\d{{1,2}}\s*日|[{_CN_YEAR_DIGITS}]{{4}}\s*年\s*[{_CN_YEAR_DIGITS}十]{{1,3}}\s*月\s*[{_CN_YEAR_DIGITS}十]{{1,3}}\s*日)\s*[)）]?$"
+)
+
+CITY = re.compile(r"(郑州|鹤壁|三门峡|安阳|洛阳|开封|新乡|焦作|濮阳|许昌|漯河|南阳|商丘|信阳|周口|驻马店|平顶山|济源)市?")
+# 文号 prefixes that name the issuing city or province.
+_DOC_NUMBER_CITY = (("郑", "郑州市"), ("鹤", "鹤壁市"), ("三", "三门峡市"), ("安", "安阳市"), ("豫", "河南省"))
+
+
+def chinese_date_to_iso(text: str) -> str | None:
+    """First date in ``text`` as ISO yyyy-mm-dd; both 2016年8月1日 and 二○一○年三月十六日 forms.
+
+    >>> chinese_date_to_iso("二○一○年三月十六日"), chinese_date_to_iso("2016年8月1日")
+    ('2010-03-16', '2016-08-01')
+    """
+    arabic = DATE_ARABIC.search(text)
+    chinese = DATE_CHINESE.search(text)
+    if arabic and (not chinese or arabic.start() < chinese.start()):
+        year, month, day = (int(group) for group in arabic.groups())
+    elif chinese:
+        year = int("".join(str(_CN_DIGIT_VALUE[ch]) for ch in chinese.group(1)))
+        month, day = _small_chinese_number(chinese.group(2)), _small_chinese_number(chinese.group(3))
+        if month is None or day is None:
+            return None
+    else:
+        return None
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    return f"{year:04d}-{month:02d}-{day:02d}"
+
+
+_CN_DIGIT_VALUE = {"〇": 0, "○": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+
+
+def _small_chinese_number(text: str) -> int | None:
+    """一 .. 九十九 (months and days)."""
+    if not text:
+        return None
+    if "十" in text:
+        tens, _, units = text.partition("十")
+        value = (_CN_DIGIT_VALUE.get(tens, 0) if tens else 1) * 10
+        return value + (_CN_DIGIT_VALUE.get(units, 0) if units else 0)
+    if len(text) == 1:
+        return _CN_DIGIT_VALUE.get(text)
+    try:  # "二○" style written digit by digit
+        return int("".join(str(_CN_DIGIT_VALUE[ch]) for ch in text))
+    except KeyError:
+        return None
+
+
+def normalize_doc_number(text: str) -> str:
+    """Write a 文号 with the standard 〔〕 brackets and no spaces: 鹤政„2025‟55号 -> 鹤政〔2025〕55号."""
+    text = strip_spaces(text)
+    return re.sub(r"[〔\[［【(（„‟“”〖]([12]\d{3})[〕\]］】)）‟”〗]", r"〔\1〕", text)
+
+
+# --- title detection ------------------------------------------------------------------------------
+
+DOC_KINDS = (
+    "通知", "意见", "办法", "方案", "报告", "条例", "措施", "细则", "规定", "决定", "通报", "公告",
+    "决议", "讲话", "精神", "规划", "纲要", "制度", "规则", "指引", "指南", "清单", "计划", "批复",
+    "函", "要点", "章程", "政策", "若干政策", "说明", "工作报告", "会议", "公报", "命令", "令",
+)
+_KIND_END = re.compile(
+    r"(?:" + "|".join(sorted(DOC_KINDS, key=len, reverse=True)) + r")"
+    r"(?:\s*[（(][^（）()]{1,20}[）)])?\s*$"
+)
+# A structural marker at line start means a heading inside a document, not a title.
+STRUCTURE_START = re.compile(
+    rf"^\s*(?:第{_CN}+[章节条编部分]|{_CN}+\s*[、.．]|[（(]\s*{_CN}+\s*[）)]|\d+\s*[.．、]|[（(]\s*\d+\s*[）)]|[①-⑳]|[一二三四五六七八九十]是)"
+)
+_SALUTATION = re.compile(r"[：:]\s*$")
+_ORG_LINE = re.compile(r"(?:人民政府|办公室|办公厅|委员会|常委会|管委会|[局厅部院署委行会处]|小组)(?:文件)?$")
+_BANNER = re.compile(r"^第[一二三四五六七八九十百]+篇[：:]")
+
+
+@dataclass
+class TitleBlock:
+    start: int  # index (0-based) of the first title line
+    end: int  # index of the last title line
+    title: str
+    issuer_line: int | None = None  # index of an issuer line that is part of the title ("XX人民政府" + "关于…")
+
+
+def _is_title_piece(text: str) -> bool:
+    """Could this line be (part of) a title? Short, no sentence punctuation, not a heading."""
+    compact = strip_spaces(text)
+    if not compact or len(compact) > 60:
+        return False
+    if re.search(r"[。；！？]", compact) or compact.endswith(("：", ":", "，", "、")):
+        return False
+    if STRUCTURE_START.match(compact) or "\t" in text or compact.startswith("附件"):
+        return False
+    if DOC_NUMBER.search(compact) and len(strip_spaces(DOC_NUMBER.sub("", compact))) < 4:
+        return False
+    if _DATE_ONLY_LINE.match(compact):
+        return False
+    return True
+
+
+def _confirms_title(cleaned: list[CleanLine], after: int) -> bool:
+    """Does what follows a title candidate look like the opening of a document?"""
+    seen = 0
+    for line in cleaned[after + 1 :]:
+        if line.noise:
+            continue
+        text = strip_spaces(line.text)
+        seen += 1
+        if seen > 6:
+            return False
+        if DOC_NUMBER.search(text) and len(text) < 40:
+            return True
+        if _DATE_ONLY_LINE.match(text):
+            return True
+        if text.startswith(("——", "—", "--", "【", "(", "（")) and len(text) < 60 and not STRUCTURE_START.match(text):
+            continue  # subtitle, "（2023年10月27日）", "(六个方面 33 项措施)": keep looking
+        if _SALUTATION.search(text) and len(text) < 90:
+            return True
+        if re.match(rf"^(?:第[一1]章|第[一1]条|第一节|一\s*[、.．]|[（(]一[）)]|1\s*[.．、])", text):
+            return True
+        if _ORG_LINE.search(text) and len(text) <= 25:
+            continue  # reporting body under a report title ("市发展改革委"), speaker line
+        if re.search(r"\s(?:[\u4e00-\u9fff]\s?){2,4}$", line.text) and len(text) < 30:
+            continue  # "市人大常委会主任 史全新"
+        if _is_title_piece(line.text):
+            continue  # the title's own second half, or a subtitle
+        # Plain body text straight after a title: reports and speeches open this way.
+        return seen <= 2 and len(text) >= 40
+    return False
+
+
+def find_title_blocks(cleaned: list[CleanLine]) -> list[TitleBlock]:
+    """Title blocks in file order (0-based indexes into ``cleaned``)."""
+    blocks: list[TitleBlock] = []
+    index = 0
+    while index < len(cleaned):
+        line = cleaned[index]
+        if line.noise or not _is_title_piece(line.text) or not _KIND_END.search(strip_spaces(line.text)):
+            index += 1
+            continue
+        # Grow upwards over the title's earlier lines (titles wrap over two or three lines).
+        start = index
+        pieces = [line.text]
+        probe = index - 1
+        while probe >= 0 and len(pieces) < 4:
+            previous = cleaned[probe]
+            if previous.noise == "blank" or previous.noise == "page_marker":
+                probe -= 1
+                continue
+            if previous.noise or not _is_title_piece(previous.text) or _BANNER.match(previous.text):
+                break
+            if blocks and probe <= blocks[-1].end:
+                break
+            compact = strip_spaces(previous.text)
+            if compact.endswith("文件") or DOC_NUMBER.search(compact):
+                break
+            if _KIND_END.search(compact) and not compact.endswith(("关于", "的")):
+                break  # a complete title of its own (e.g. the notice above an attached measure)
+            pieces.insert(0, previous.text)
+            start = probe
+            probe -= 1
+        if not _confirms_title(cleaned, index):
+            index += 1
+            continue
+        issuer_line = None
+        if len(pieces) > 1 and _ORG_LINE.search(strip_spaces(pieces[0])) and strip_spaces(pieces[1]).startswith(("关于", "印发", "转发")):
+            issuer_line = start
+        title = join_title(pieces)
+        blocks.append(TitleBlock(start, index, title, issuer_line))
+        index += 1
+    return blocks
+
+
+def join_title(pieces: list[str]) -> str:
+    """Join title lines; spaces the PDF put between Chinese characters are dropped.
+
+    >>> join_title(["鹤壁市人民政府办公室", "关于转发鹤壁市地源热泵系统建设应用管理", "暂行办法的通知"])
+    '鹤壁市人民政府办公室关于转发鹤壁市地源热泵系统建设应用管理暂行办法的通知'
+    """
+    text = "".join(piece.strip() for piece in pieces)
+    return drop_cjk_spaces(text)
+
+
+def drop_cjk_spaces(text: str) -> str:
+    """Remove whitespace next to a Chinese character or full-width punctuation; keep it between Latin words."""
+    return re.sub(r"\s+(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef《》“”])|(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef《》“”])\s+", "", text).strip()
+
+
+# --- splitting ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileSplit:
+    """The documents of one file and the category of every line that belongs to no document."""
+
+    documents: list[Document]
+    noise: dict[int, str] = field(default_factory=dict)  # 1-based line -> category, outside documents
+    cleaned: list[CleanLine] = field(default_factory=list)
+
+
+_TOC_ENTRY = re.compile(r"(?:\.{2,}|…{1,}|·{2,}|\t+|\s+)\s*\d{1,4}\s*$|^\.{2,}\s*\d+\s*$")
+_TOC_HEADING = re.compile(r"^\s*(?:目\s*录|CONTENTS)\s*$", re.IGNORECASE)
+
+
+def split_documents(source: SourceFile, *, default_city: str | None = None) -> FileSplit:
+    """Cut ``source`` into documents; lines before the first one are classified as front matter."""
+    cleaned = clean_lines(source.lines)
+    blocks = find_title_blocks(cleaned)
+    starts = [_header_start(cleaned, block, blocks[i - 1].end if i else -1) for i, block in enumerate(blocks)]
+    noise: dict[int, str] = {}
+    first = starts[0] if starts else len(cleaned)
+    for index in range(first):
+        noise[index + 1] = _front_matter_category(cleaned, index)
+    stem = Path(source.name).stem
+    file_city = default_city or _file_city(source, blocks)
+    documents: list[Document] = []
+    previous: Document | None = None
+    for ordinal, (block, start) in enumerate(zip(blocks, starts), 1):
+        end = (starts[ordinal] - 1) if ordinal < len(starts) else len(cleaned) - 1
+        meta = read_metadata(cleaned, start, block, end)
+        if previous is not None and meta.doc_number is None and _is_issued_by(previous, block.title):
+            # An attached measure: it carries the notice's 文号, issuer and date.
+            meta.doc_number = previous.doc_number
+            meta.issuer = meta.issuer or previous.issuer
+            meta.date = meta.date or previous.date
+        document = Document(
+            doc_id=f"{stem}#{ordinal}",
+            source=source.name,
+            title=block.title,
+            line_start=start + 1,
+            line_end=end + 1,
+            lines=tuple(source.lines[start : end + 1]),
+            doc_number=meta.doc_number,
+            issuer=meta.issuer,
+            date=meta.date,
+            city=_document_city(block.title, meta, file_city),
+        )
+        documents.append(document)
+        previous = document
+    return FileSplit(documents, noise, cleaned)
+
+
+def _is_issued_by(notice: Document, title: str) -> bool:
+    """Is ``title`` the measure that ``notice`` (关于印发/转发《…》的通知) issues or forwards?"""
+    if not re.search(r"(印发|转发|发布)", notice.title):
+        return False
+    core = re.sub(r"[《》“”\s]", "", title)
+    core = re.sub(r"[（(][^（）()]*[）)]$", "", core)
+    return len(core) >= 4 and core[-min(len(core), 12) :] in re.sub(r"[《》“”\s]", "", notice.title)
+
+
+def _header_start(cleaned: list[CleanLine], block: TitleBlock, previous_end: int) -> int:
+    """First line of a document's header: the title, or the banner/文号/issuer lines just above it."""
+    start = block.start
+    probe = block.start - 1
+    while probe > previous_end:
+        line = cleaned[probe]
+        if line.noise in ("blank", "page_marker"):
+            probe -= 1
+            continue
+        if line.noise:
+            break
+        text = strip_spaces(line.text)
+        header_like = (
+            (_BANNER.match(text) and len(text) <= 40)
+            or (text.endswith("文件") and len(text) <= 30)
+            or (DOC_NUMBER.search(text) and len(text) <= 40)
+            or (_ORG_LINE.search(text) and len(text) <= 30 and not _SALUTATION.search(text))
+            or (text.startswith("【") and len(text) <= 30)
+            or re.match(r"^附\s*件\s*\d*\s*[:：]?\s*$", text)
+        )
+        if not header_like:
+            break
+        start = probe
+        probe -= 1
+    return start
+
+
+@dataclass
+class Metadata:
+    doc_number: str | None = None
+    issuer: str | None = None
+    date: str | None = None
+    header_end: int = 0  # 0-based index of the last header line (title, 文号, date, speaker ...)
+
+
+def header_end_index(cleaned: list[CleanLine], title_end: int, limit: int) -> int:
+    """Last line of the header that follows a title: 文号, date, subtitle, speaker, reporting body.
+
+    The salutation (各县区人民政府：) is *not* header: it opens the body and is quoted with it.
+    """
+    end = title_end
+    probe = title_end + 1
+    while probe <= limit:
+        line = cleaned[probe]
+        if line.noise:
+            probe += 1
+            continue
+        text = strip_spaces(line.text)
+        is_header = (
+            (DOC_NUMBER.search(text) and len(text) <= 45)
+            or _DATE_ONLY_LINE.match(text)
+            or (text.startswith(("——", "--")) and len(text) <= 60)
+            or (text.startswith("【") and "】" in text and len(text) <= 80)
+            or (re.match(r"^[（(].{0,30}[）)]$", text) and not STRUCTURE_START.match(text))
+            or (_ORG_LINE.search(text) and len(text) <= 25 and not _SALUTATION.search(text))
+            or (re.search(r"\s(?:[\u4e00-\u9fff]\s?){2,4}$", line.text) and len(text) < 30 and not _SALUTATION.search(text))
+            or (_is_title_piece(line.text) and len(text) <= 30 and probe == end + 1 and not _SALUTATION.search(text) and _looks_like_subtitle(cleaned, probe, limit))
+        )
+        if not is_header:
+            break
+        end = probe
+        probe += 1
+    return end
+
+
+def _looks_like_subtitle(cleaned: list[CleanLine], index: int, limit: int) -> bool:
+    """A short unpunctuated line right after a title is a subtitle only if a header line follows."""
+    for line in cleaned[index + 1 : limit + 1]:
+        if line.noise:
+            continue
+        text = strip_spaces(line.text)
+        return bool(DOC_NUMBER.search(text) and len(text) <= 45) or bool(_DATE_ONLY_LINE.match(text)) or text.startswith(("——", "("))
+    return False
+
+
+def read_metadata(cleaned: list[CleanLine], start: int, block: TitleBlock, end: int) -> Metadata:
+    """文号, issuer and date from the header lines (and the signature date at the end of the body)."""
+    meta = Metadata()
+    meta.header_end = header_end_index(cleaned, block.end, end)
+    header_texts = [strip_spaces(line.text) for line in cleaned[start : meta.header_end + 1] if not line.noise]
+    for text in header_texts:
+        match = DOC_NUMBER.search(text)
+        if match and meta.doc_number is None:
+            meta.doc_number = _trim_doc_number(match.group(0))
+        if meta.date is None and (date := chinese_date_to_iso(text)):
+            meta.date = date
+    if block.issuer_line is not None:
+        meta.issuer = strip_spaces(cleaned[block.issuer_line].text)
+    elif "关于" in block.title and _ORG_LINE.search(block.title.split("关于")[0] or "-"):
+        meta.issuer = block.title.split("关于")[0]
+    else:
+        for text in header_texts:
+            if _BANNER.match(text):
+                continue
+            org = re.sub(r"文件$", "", text)
+            if org != block.title and _ORG_LINE.search(org) and len(org) <= 25 and not DOC_NUMBER.search(org):
+                meta.issuer = org
+                break
+    if meta.date is None:
+        # The signature date closes the body: 二〇一二年七月十三日 on its own line.
+        for line in cleaned[meta.header_end + 1 : end + 1]:
+            if not line.noise and _DATE_ONLY_LINE.match(strip_spaces(line.text)):
+                meta.date = chinese_date_to_iso(line.text)
+                break
+    return meta
+
+
+def _trim_doc_number(text: str) -> str:
+    """A 文号 match may start inside a preceding word ("鹤壁市人民政府办公室文件鹤政办〔2025〕9号")."""
+    number = normalize_doc_number(text)
+    number = re.sub(r"^.*(?:文件|发布文号】|文号|】)", "", number)
+    return number
+
+
+def _file_city(source: SourceFile, blocks: list[TitleBlock]) -> str | None:
+    counts: dict[str, int] = {}
+    for block in blocks:
+        for match in CITY.finditer(block.title):
+            name = match.group(1) + "市"
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return None
+    return max(sorted(counts), key=lambda name: counts[name])
+
+
+def _document_city(title: str, meta: Metadata, file_city: str | None) -> str | None:
+    for text in (meta.issuer or "", title):
+        match = CITY.search(text)
+        if match:
+            return match.group(1) + "市"
+    if meta.doc_number:
+        for prefix, city in _DOC_NUMBER_CITY:
+            if meta.doc_number.startswith(prefix):
+                return city
+    return file_city
+
+
+def _front_matter_category(cleaned: list[CleanLine], index: int) -> str:
+    line = cleaned[index]
+    if line.noise:
+        return line.noise
+    if _TOC_HEADING.match(line.text) or _TOC_ENTRY.search(line.text):
+        return "toc"
+    return "front_matter"
+
+
+def whole_file_document(source: SourceFile) -> Document:
+    """A file with no recognisable title is one document, titled by its first short line or its name."""
+    cleaned = clean_lines(source.lines)
+    title = Path(source.name).stem
+    for line in cleaned:
+        if line.noise:
+            continue
+        if _is_title_piece(line.text):
+            title = drop_cjk_spaces(line.text)
+        break
+    doc_number = None
+    for line in cleaned[:10]:
+        match = DOC_NUMBER.search(strip_spaces(line.text))
+        if match:
+            doc_number = _trim_doc_number(match.group(0))
+            break
+    date = next((chinese_date_to_iso(line.text) for line in cleaned if not line.noise and _DATE_ONLY_LINE.match(strip_spaces(line.text))), None)
+    city_match = CITY.search(title)
+    return Document(
+        doc_id=f"{Path(source.name).stem}#1",
+        source=source.name,
+        title=title,
+        line_start=1,
+        line_end=len(source.lines),
+        lines=tuple(source.lines),
+        doc_number=doc_number,
+        date=date,
+        city=city_match.group(1) + "市" if city_match else None,
+    )
