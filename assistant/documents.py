@@ -74,6 +74,9 @@ def clean_line(raw: str) -> CleanLine:
     if INLINE_PAGE_MARKER.search(text):
         text = INLINE_PAGE_MARKER.sub(_keep_space_between, text)
         repairs.append("page_marker_inline")
+    if (shortened := _strip_trailing_page_number(text.rstrip())) is not None:
+        text = shortened
+        repairs.append("page_number_inline")
     if DOUBLED_LABEL.match(text):
         text = DOUBLED_LABEL.sub(r"\1\2", text)
         repairs.append("doubled_label")
@@ -88,32 +91,28 @@ def _keep_space_between(match: re.Match) -> str:
     return ""
 
 
-def clean_lines(lines: tuple[str, ...] | list[str]) -> list[CleanLine]:
-    """:func:`clean_line` over a file, plus the one repair that needs the next line: a page number
-    left at the end of a wrapped line (``…统计核算方 1`` followed by ``法，为…``)."""
-    cleaned = [clean_line(line) for line in lines]
-    for index, line in enumerate(cleaned):
-        if line.noise:
-            continue
-        match = _TRAILING_PAGE_NUMBER.search(line.text)
-        if not match:
-            continue
-        following = _next_text(cleaned, index)
-        if following is not None and _CONTINUES.match(following) and not _SENTENCE_END.search(line.text[: match.start()]):
-            cleaned[index] = CleanLine(line.text[: match.start()].rstrip(), None, (*line.repairs, "page_number_inline"))
-    return cleaned
-
-
+# A page number left at the end of a line the PDF broke mid-word: "…统计核算方 1" + "法，为…".
+# Only in running text (no tabs: table cells end in numbers), never after 附件/号/年/第…, and not
+# after a finished sentence.
 _TRAILING_PAGE_NUMBER = re.compile(r"(?<=[\u4e00-\u9fff])\s+\d{1,3}$")
-_CONTINUES = re.compile(r"^[\u4e00-\u9fff，、；]")
+_NOT_BEFORE_PAGE_NUMBER = set("件号期第年月日页章条款项")
 _SENTENCE_END = re.compile(r"[。！？；：:]\s*$")
 
 
-def _next_text(cleaned: list[CleanLine], index: int) -> str | None:
-    for line in cleaned[index + 1 : index + 4]:
-        if not line.noise:
-            return line.text
-    return None
+def _strip_trailing_page_number(text: str) -> str | None:
+    match = _TRAILING_PAGE_NUMBER.search(text)
+    if not match or "\t" in text or ";" in text or len(text) < 20 or text[:1].isdigit():
+        return None
+    before = text[: match.start()]
+    if before[-1] in _NOT_BEFORE_PAGE_NUMBER or _SENTENCE_END.search(before):
+        return None
+    return before
+
+
+def clean_lines(lines: tuple[str, ...] | list[str]) -> list[CleanLine]:
+    """:func:`clean_line` over many lines (each line is repaired on its own, so a document's lines
+    clean the same way inside their file or on their own)."""
+    return [clean_line(line) for line in lines]
 
 
 # --- metadata patterns ----------------------------------------------------------------------------
