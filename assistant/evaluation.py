@@ -46,6 +46,7 @@ COVERAGE_THRESHOLD = 0.6  # documented in eval/README.md; _needed_length encodes
 RANK_CUTOFFS = (1, 3, 5, 10)
 MRR_CUTOFF = 10
 CHAR_BUDGETS = (1000, 2000)
+CHAR_CURVE = tuple(range(250, 2001, 250))  # plotted: hit within the first N characters
 CURVE_DEPTH = 10  # hit@k plotted for k = 1..10
 RETRIEVER_MODES = ("hybrid", "bm25", "dense")
 ALL_MODES = RETRIEVER_MODES + ("baseline",)
@@ -371,7 +372,7 @@ class QuestionResult:
                 {"evidence": ev, "rank": rank}
                 for ev, rank in zip(item.evidence, self.score.evidence_ranks if self.score else [])
             ],
-            "within_chars": {str(b): v for b, v in self.score.within_chars.items()} if self.score else {},
+            "within_chars": {str(b): self.score.within_chars[b] for b in CHAR_BUDGETS} if self.score else {},
             "answer": self.answer.text if self.answer else None,
             "abstained": self.answer.abstained if self.answer else None,
             "quotes": [q.to_dict() for q in self.answer.quotes] if self.answer else [],
@@ -418,6 +419,12 @@ def hit_curve(results: list[QuestionResult], depth: int = CURVE_DEPTH) -> list[f
     """hit@k for k = 1..depth over the answerable questions."""
     answerable = [r for r in results if r.item.answerable and r.score is not None]
     return [_rate([r.score.hit_at(k) for r in answerable]) for k in range(1, depth + 1)]
+
+
+def char_curve(results: list[QuestionResult], budgets: Iterable[int] = CHAR_CURVE) -> dict[str, float | None]:
+    """Budget (characters of ranked passage text read) -> share of answerable questions covered."""
+    answerable = [r for r in results if r.item.answerable and r.score is not None]
+    return {str(b): _rate([r.score.within_chars.get(b, False) for r in answerable]) for b in budgets}
 
 
 def breakdown(results: list[QuestionResult], key: Callable[[QuestionResult], str], cutoffs) -> dict[str, Any]:
@@ -500,7 +507,12 @@ def evaluate(
             seconds = time.perf_counter() - started
             score = None
             if item.answerable:
-                score = score_passages([h.clause.text for h in hits], matchers[item.id], depth=max(k, max(RANK_CUTOFFS)))
+                score = score_passages(
+                    [h.clause.text for h in hits],
+                    matchers[item.id],
+                    depth=max(k, max(RANK_CUTOFFS)),
+                    budgets=sorted(set(CHAR_BUDGETS) | set(CHAR_CURVE)),
+                )
             result = QuestionResult(item=item, mode=mode, hits=hits, score=score, seconds=seconds)
             if compose is not None:
                 answer = compose(item.question, hits[:k])
@@ -524,6 +536,7 @@ def build_metrics(results: dict[str, list[QuestionResult]], cutoffs) -> dict[str
             "by_type": breakdown(mode_results, lambda r: r.item.type, cutoffs),
             "by_file": breakdown(mode_results, lambda r: r.item.source_file or "(no file: unanswerable)", cutoffs),
             "hit_at_k": hit_curve(mode_results),
+            "hit_at_chars": char_curve(mode_results),
             "latency_ms": {
                 "mean": round(1000 * sum(seconds) / len(seconds), 2) if seconds else None,
                 "p50": round(1000 * seconds[len(seconds) // 2], 2) if seconds else None,
@@ -664,18 +677,26 @@ def write_plot(path: Path, metrics: dict[str, Any]) -> None:
     matplotlib.use("Agg")  # no display: render straight to PNG
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
+    figure, (by_rank, by_chars) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
     ks = list(range(1, CURVE_DEPTH + 1))
+    budgets = list(CHAR_CURVE)
     for mode, data in metrics["modes"].items():
         curve = [v if v is not None else float("nan") for v in data["hit_at_k"]]
-        axes.plot(ks, curve, marker="o", label=mode)
-    axes.set_xlabel("k (top-k passages)")
-    axes.set_ylabel("hit@k (answerable questions)")
-    axes.set_xticks(ks)
-    axes.set_ylim(0, 1)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    axes.set_title(f"hit@k per mode — {metrics['questions']['answerable']} answerable questions")
+        by_rank.plot(ks, curve, marker="o", label=mode)
+        chars = [data["hit_at_chars"].get(str(b)) for b in budgets]
+        by_chars.plot(budgets, [v if v is not None else float("nan") for v in chars], marker="o", label=mode)
+    by_rank.set_xlabel("k (top-k passages)")
+    by_rank.set_ylabel("share of answerable questions covered")
+    by_rank.set_xticks(ks)
+    by_rank.set_title("hit@k")
+    by_chars.set_xlabel("characters of ranked passage text read")
+    by_chars.set_xticks(budgets)
+    by_chars.set_title("hit within the first N characters (fair across chunk sizes)", fontsize=9)
+    for axes in (by_rank, by_chars):
+        axes.set_ylim(0, 1)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.suptitle(f"{metrics['questions']['answerable']} answerable questions")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
