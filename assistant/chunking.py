@@ -75,12 +75,13 @@ _HEADING_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     # An article label followed by words that make it a reference, not a heading, is excluded.
     ("article", re.compile(rf"^第\s*({_NUM})\s*条(?![之规所的款项、，,和或及至中第])\s*")),
     ("annex", re.compile(r"^附\s*件\s*(\d*)\s*[:：]?\s*$")),
-    ("cn_item", re.compile(rf"^({_CN}+)\s*[、.．](?!\d)\s*")),
+    ("cn_item", re.compile(rf"^({_CN}+)\s*(?:、|[.．](?!\d))\s*")),
     ("paren_cn", re.compile(rf"^[（(]\s*({_CN}+)\s*[）)]\s*")),
-    ("arabic", re.compile(r"^(\d{1,2})\s*[.．、](?!\d)\s*")),
+    ("arabic", re.compile(r"^(\d{1,2})\s*(?:、|[.．](?!\d))\s*")),
     ("paren_arabic", re.compile(r"^[（(]\s*(\d{1,2})\s*[）)]\s*")),
     ("circled", re.compile(r"^([①-⑳])\s*")),
 )
+_BULLET = re.compile(r"^[-•·*]\s+")
 _SENTENCE_END = re.compile(r"[。！？；：:;!?…][”’」』\"']*\s*$")
 _CONTINUATION_END = re.compile(r"[，、（《“‘(—的和与及或之在对于把将被从向以为等]$")
 _CONTINUATION_START = re.compile(r"^[，。、；：）》”’)的地得了着过和与及或等之]")
@@ -105,7 +106,7 @@ def parse_heading(text: str) -> Heading | None:
     >>> parse_heading("（三）委托具有相应资质的单位").label
     '（三）'
     """
-    stripped = text.lstrip()
+    stripped = _BULLET.sub("", text.lstrip())  # "- (1) 县（市）人民政府…": a markdown bullet before the marker
     for kind, pattern in _HEADING_PATTERNS:
         match = pattern.match(stripped)
         if not match:
@@ -216,8 +217,14 @@ def _continues(paragraph: Paragraph, line_text: str, previous_line_text: str) ->
         return False
     if _CONTINUATION_START.match(line_text) or _CONTINUATION_END.search(previous_line_text):
         return True
+    heading = parse_heading(paragraph.text)
+    if heading is not None and heading.kind == "article":
+        return True  # an article's text runs on until a sentence ends: "…经费列" + "入市财政预算"
     if _is_heading_only(paragraph):
-        return False  # "（二）抓好各项优惠政策落实，支持企业发展" is complete without a full stop
+        # "（二）抓好各项优惠政策落实，支持企业发展" is complete without a full stop; only a short
+        # unpunctuated tail is its second line ("（五）拓宽直接融资渠道，加快推进科技型" + "企业上市融资").
+        tail = strip_spaces(line_text)
+        return len(tail) <= 12 and not re.search(r"[，。；：、,.;:]", tail) and len(paragraph.text) + len(tail) <= 50
     return len(strip_spaces(previous_line_text)) >= 20
 
 
@@ -316,7 +323,7 @@ def _path_element(heading: Heading) -> str:
     if heading.kind in ("article",):
         return heading.label
     title = None
-    if rest and not re.search(r"[。；！？，：]", rest) and len(rest) <= 30:
+    if rest and not re.search(r"[。；！？：]", rest) and len(rest) <= 40:
         title = rest
     else:
         lead = re.match(r"^([^。；！？，：]{2,20})[。：]", rest)
@@ -331,13 +338,15 @@ def build_tree(paragraphs: list[Paragraph]) -> Node:
     root = Node("root", "正文", "")
     stack: list[Node] = [root]
     last_article = 0
+    last_number: dict[str, int] = {}  # kind -> last accepted number anywhere in the document
     for paragraph in paragraphs:
         heading = paragraph.heading
         accepted = False
         if heading is not None:
-            accepted = _place_heading(stack, heading, last_article)
+            accepted = _place_heading(stack, heading, last_article, last_number)
         if accepted:
             assert heading is not None
+            last_number[heading.kind] = heading.number
             if heading.kind == "article":
                 last_article = heading.number
             node = Node(heading.kind, heading.label, _path_element(heading), heading.number, [paragraph])
@@ -362,7 +371,7 @@ def _deepest_last(node: Node) -> Node:
     return node
 
 
-def _place_heading(stack: list[Node], heading: Heading, last_article: int) -> bool:
+def _place_heading(stack: list[Node], heading: Heading, last_article: int, last_number: dict[str, int]) -> bool:
     """Pop ``stack`` to where ``heading`` belongs; False if it is not a believable heading."""
     kind = heading.kind
     if kind in _FIXED_RANK:
@@ -388,6 +397,9 @@ def _place_heading(stack: list[Node], heading: Heading, last_article: int) -> bo
             break
     if heading.number == 1:
         return True  # a new list opens under the current node
+    if heading.number == last_number.get(kind, -1) + 1 and not any(node.kind == kind for node in stack):
+        # Numbering that runs on across sections: 一、 (一)…(六) 二、 (七)…(十一) 三、 (十二)…
+        return True
     return False
 
 
@@ -644,4 +656,6 @@ def _split_long(paragraphs: list[Paragraph], path: tuple[str, ...], label: str, 
     if len(pieces) > 1 and pieces[-1][1] - pieces[-1][0] < min_chars:
         last = pieces.pop()
         pieces[-1] = (pieces[-1][0], last[1])
+    if len(pieces) == 1:
+        return [whole]
     return [_Chunk(paragraphs, path, label, part=index, start=s, end=e) for index, (s, e) in enumerate(pieces, 1)]

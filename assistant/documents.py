@@ -55,6 +55,7 @@ class CleanLine:
     text: str  # the line with page markers cut out and outer whitespace stripped
     noise: str | None  # category when the whole line is noise, else None
     repairs: tuple[str, ...] = ()  # kinds of repair applied: "page_marker_inline", "doubled_label"
+    table: bool = False  # the raw line holds a tab: a table row (cells), never a title or heading
 
 
 def clean_line(raw: str) -> CleanLine:
@@ -83,7 +84,7 @@ def clean_line(raw: str) -> CleanLine:
     text = text.strip()
     if not text:
         return CleanLine("", "page_marker")
-    return CleanLine(text, None, tuple(repairs))
+    return CleanLine(text, None, tuple(repairs), "\t" in raw)
 
 
 def _keep_space_between(match: re.Match) -> str:
@@ -204,18 +205,23 @@ class TitleBlock:
     start: int  # index (0-based) of the first title line
     end: int  # index of the last title line
     title: str
-    issuer_line: int | None = None  # index of an issuer line that is part of the title ("XX人民政府" + "关于…")
+    issuer_lines: list[int] = field(default_factory=list)  # issuer lines joined into the title ("XX人民政府" + "关于…")
 
 
-def _is_title_piece(text: str) -> bool:
+def _is_title_piece(text: str, *, max_chars: int = 60) -> bool:
     """Could this line be (part of) a title? Short, no sentence punctuation, not a heading."""
     compact = strip_spaces(text)
-    if not compact or len(compact) > 60:
+    if not compact or len(compact) > max_chars:
         return False
-    if re.search(r"[。；！？]", compact) or compact.endswith(("：", ":", "，", "、")):
+    if re.match(r"^[（(][^（）()]*[）)]$", compact):
+        return False  # "（本文有删减）", "(六个方面 33 项措施)"
+    if re.search(r"[。；！？：:]", compact) or compact.endswith(("，", "、")):
         return False
-    if STRUCTURE_START.match(compact) or "\t" in text or compact.startswith("附件"):
-        return False
+    if STRUCTURE_START.match(compact) or compact.startswith(("-", "•", "·", "*")) or "\t" in text or "|" in text or compact.startswith("附件"):
+        return False  # headings, table rows, attachment lists
+    if "，" in compact and len(compact) > 30:
+        return False  # a sentence of running text, not a title
+
     if DOC_NUMBER.search(compact) and len(strip_spaces(DOC_NUMBER.sub("", compact))) < 4:
         return False
     if _DATE_ONLY_LINE.match(compact):
@@ -247,52 +253,69 @@ def _confirms_title(cleaned: list[CleanLine], after: int) -> bool:
             continue  # reporting body under a report title ("市发展改革委"), speaker line
         if re.search(r"\s(?:[\u4e00-\u9fff]\s?){2,4}$", line.text) and len(text) < 30:
             continue  # "市人大常委会主任 史全新"
-        if _is_title_piece(line.text):
+        if _title_line(line):
             continue  # the title's own second half, or a subtitle
         # Plain body text straight after a title: reports and speeches open this way.
         return seen <= 2 and len(text) >= 40
     return False
 
 
+def _title_line(line: CleanLine, *, max_chars: int = 60) -> bool:
+    return not line.noise and not line.table and _is_title_piece(line.text, max_chars=max_chars)
+
+
+_TITLE_OPENING = ("关于", "印发", "转发")
+
+
 def find_title_blocks(cleaned: list[CleanLine]) -> list[TitleBlock]:
-    """Title blocks in file order (0-based indexes into ``cleaned``)."""
+    """Title blocks in file order (0-based indexes into ``cleaned``).
+
+    A title ends on a line ending in a document kind. Earlier lines join it while the title read so
+    far is a fragment without 关于 ("暂行办法的通知" <- "关于转发…管理"), and issuer lines join it in
+    front of a title opening with 关于/印发/转发 ("鹤壁市人民政府办公室" + "关于…"): so a form or
+    table line above a complete title is never glued to it.
+    """
     blocks: list[TitleBlock] = []
-    index = 0
-    while index < len(cleaned):
-        line = cleaned[index]
-        if line.noise or not _is_title_piece(line.text) or not _KIND_END.search(strip_spaces(line.text)):
-            index += 1
+    for index, line in enumerate(cleaned):
+        compact = strip_spaces(line.text)
+        limit = 100 if "关于" in compact else 60
+        if not _title_line(line, max_chars=limit) or not _KIND_END.search(compact):
             continue
-        # Grow upwards over the title's earlier lines (titles wrap over two or three lines).
+        if line.text.count("《") > line.text.count("》"):
+            continue  # "…根据《…三年行动计划" ends inside a quoted title: running text
+        if blocks and index <= blocks[-1].end:
+            continue
         start = index
         pieces = [line.text]
+        issuer_lines: list[int] = []
         probe = index - 1
-        while probe >= 0 and len(pieces) < 4:
+        while probe >= 0 and len(pieces) < 6:
             previous = cleaned[probe]
-            if previous.noise == "blank" or previous.noise == "page_marker":
+            if previous.noise in ("blank", "page_marker"):
                 probe -= 1
                 continue
-            if previous.noise or not _is_title_piece(previous.text) or _BANNER.match(previous.text):
+            if (blocks and probe <= blocks[-1].end) or not _title_line(previous, max_chars=100) or _BANNER.match(previous.text):
                 break
-            if blocks and probe <= blocks[-1].end:
+            previous_compact = strip_spaces(previous.text)
+            if previous_compact.endswith("文件") or DOC_NUMBER.search(previous_compact):
                 break
-            compact = strip_spaces(previous.text)
-            if compact.endswith("文件") or DOC_NUMBER.search(compact):
+            so_far = strip_spaces("".join(pieces))
+            if so_far.startswith(_TITLE_OPENING) or issuer_lines:
+                if _ORG_LINE.search(previous_compact) and len(previous_compact) <= 40 and len(issuer_lines) < 4:
+                    issuer_lines.insert(0, probe)  # issuing bodies, one per line
+                else:
+                    break
+            elif "关于" not in so_far and len(so_far) <= 25 and not _KIND_END.search(previous_compact):
+                pass  # the title's earlier line: "关于转发鹤壁市地源热泵系统建设应用管理" + "暂行办法的通知"
+            else:
                 break
-            if _KIND_END.search(compact) and not compact.endswith(("关于", "的")):
-                break  # a complete title of its own (e.g. the notice above an attached measure)
             pieces.insert(0, previous.text)
             start = probe
             probe -= 1
         if not _confirms_title(cleaned, index):
-            index += 1
             continue
-        issuer_line = None
-        if len(pieces) > 1 and _ORG_LINE.search(strip_spaces(pieces[0])) and strip_spaces(pieces[1]).startswith(("关于", "印发", "转发")):
-            issuer_line = start
         title = join_title(pieces)
-        blocks.append(TitleBlock(start, index, title, issuer_line))
-        index += 1
+        blocks.append(TitleBlock(start, index, title, issuer_lines))
     return blocks
 
 
@@ -340,14 +363,24 @@ def split_documents(source: SourceFile, *, default_city: str | None = None) -> F
     file_city = default_city or _file_city(source, blocks)
     documents: list[Document] = []
     previous: Document | None = None
+    parent: Document | None = None  # the last document that is not an attachment
     for ordinal, (block, start) in enumerate(zip(blocks, starts), 1):
         end = (starts[ordinal] - 1) if ordinal < len(starts) else len(cleaned) - 1
         meta = read_metadata(cleaned, start, block, end)
-        if previous is not None and meta.doc_number is None and _is_issued_by(previous, block.title):
-            # An attached measure: it carries the notice's 文号, issuer and date.
-            meta.doc_number = previous.doc_number
-            meta.issuer = meta.issuer or previous.issuer
-            meta.date = meta.date or previous.date
+        annex = _has_annex_line(cleaned, start, block.start)
+        if annex and parent is not None:
+            issuer = parent  # 附件2 of a notice: attached to the notice, not to 附件1
+        elif previous is not None and _is_issued_by(previous, block.title):
+            issuer = previous
+        else:
+            issuer = None
+            parent = None
+        if issuer is not None and meta.doc_number is None:
+            # An attached or issued measure carries the notice's 文号, issuer and date.
+            meta.doc_number = issuer.doc_number
+            meta.issuer = meta.issuer or issuer.issuer
+            meta.date = meta.date or issuer.date
+            meta.city = issuer.city
         document = Document(
             doc_id=f"{stem}#{ordinal}",
             source=source.name,
@@ -362,16 +395,22 @@ def split_documents(source: SourceFile, *, default_city: str | None = None) -> F
         )
         documents.append(document)
         previous = document
+        if issuer is None:
+            parent = document
     return FileSplit(documents, noise, cleaned)
+
+
+def _has_annex_line(cleaned: list[CleanLine], start: int, title_start: int) -> bool:
+    return any(re.match(r"^附\s*件\s*\d*\s*[:：]?\s*$", cleaned[i].text) for i in range(start, title_start))
 
 
 def _is_issued_by(notice: Document, title: str) -> bool:
     """Is ``title`` the measure that ``notice`` (关于印发/转发《…》的通知) issues or forwards?"""
     if not re.search(r"(印发|转发|发布)", notice.title):
         return False
-    core = re.sub(r"[《》“”\s]", "", title)
+    core = re.sub(r"[《》“”\s的]", "", title)
     core = re.sub(r"[（(][^（）()]*[）)]$", "", core)
-    return len(core) >= 4 and core[-min(len(core), 12) :] in re.sub(r"[《》“”\s]", "", notice.title)
+    return len(core) >= 4 and core[-min(len(core), 10) :] in re.sub(r"[《》“”\s的]", "", notice.title)
 
 
 def _header_start(cleaned: list[CleanLine], block: TitleBlock, previous_end: int) -> int:
@@ -403,6 +442,7 @@ def _header_start(cleaned: list[CleanLine], block: TitleBlock, previous_end: int
 
 @dataclass
 class Metadata:
+    city: str | None = None  # set when inherited from the notice that issues the document
     doc_number: str | None = None
     issuer: str | None = None
     date: str | None = None
@@ -460,8 +500,8 @@ def read_metadata(cleaned: list[CleanLine], start: int, block: TitleBlock, end: 
             meta.doc_number = _trim_doc_number(match.group(0))
         if meta.date is None and (date := chinese_date_to_iso(text)):
             meta.date = date
-    if block.issuer_line is not None:
-        meta.issuer = strip_spaces(cleaned[block.issuer_line].text)
+    if block.issuer_lines:
+        meta.issuer = "、".join(strip_spaces(cleaned[line].text) for line in block.issuer_lines)
     elif "关于" in block.title and _ORG_LINE.search(block.title.split("关于")[0] or "-"):
         meta.issuer = block.title.split("关于")[0]
     else:
@@ -472,12 +512,16 @@ def read_metadata(cleaned: list[CleanLine], start: int, block: TitleBlock, end: 
             if org != block.title and _ORG_LINE.search(org) and len(org) <= 25 and not DOC_NUMBER.search(org):
                 meta.issuer = org
                 break
-    if meta.date is None:
-        # The signature date closes the body: 二〇一二年七月十三日 on its own line.
-        for line in cleaned[meta.header_end + 1 : end + 1]:
-            if not line.noise and _DATE_ONLY_LINE.match(strip_spaces(line.text)):
-                meta.date = chinese_date_to_iso(line.text)
-                break
+    # The signature closes the body: issuer line(s), then 二〇一二年七月十三日 on its own line.
+    body = [index for index in range(meta.header_end + 1, end + 1) if not cleaned[index].noise]
+    for position, index in enumerate(body):
+        if _DATE_ONLY_LINE.match(strip_spaces(cleaned[index].text)):
+            meta.date = meta.date or chinese_date_to_iso(cleaned[index].text)
+            if meta.issuer is None and position:
+                signer = strip_spaces(cleaned[body[position - 1]].text)
+                if _ORG_LINE.search(signer) and len(signer) <= 40:
+                    meta.issuer = signer
+            break
     return meta
 
 
@@ -500,14 +544,27 @@ def _file_city(source: SourceFile, blocks: list[TitleBlock]) -> str | None:
 
 
 def _document_city(title: str, meta: Metadata, file_city: str | None) -> str | None:
+    """The city (or province) whose government issued the document, for filtering.
+
+    Named in the issuer or title, else read from the 文号 prefix (郑政 -> 郑州市, 豫政 -> 河南省),
+    else inherited from the issuing notice. A document with a 文号 of a national body (国发, 银发,
+    工信部…) has no city; one without any clue takes the city of the compilation it sits in.
+    """
+    if meta.city:
+        return meta.city
     for text in (meta.issuer or "", title):
+        if "河南省" in text or text.startswith("河南"):
+            return "河南省"
         match = CITY.search(text)
-        if match:
+        if match and not text.startswith(("中国人民银行", "国务院")):
             return match.group(1) + "市"
     if meta.doc_number:
         for prefix, city in _DOC_NUMBER_CITY:
             if meta.doc_number.startswith(prefix):
                 return city
+        return None
+    if re.match(r"^(国务院|国家|中共中央|财政部|商务部|科技部|工业和信息化部|自然资源部|中国人民银行)", meta.issuer or title):
+        return None
     return file_city
 
 
