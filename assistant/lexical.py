@@ -1,0 +1,187 @@
+"""Lexical retrieval: BM25 (bm25s) over jieba tokens with a corpus-built user dictionary.
+
+Documents and queries go through the same :class:`ChineseTokenizer`: normalised for matching
+(full-width -> half-width, lower case; queries also traditional -> simplified), cut by jieba in
+search mode (a long term yields itself and its in-dictionary sub-words, so 残疾人就业保障金 also
+matches 保障金), then question words, function words and punctuation are dropped.
+
+>>> tokenizer = ChineseTokenizer(user_terms=corpus_terms(titles, texts))
+>>> tokenizer.tokenize_query("公司没招残疾人，残保金要交吗？")
+['公司', '残疾', '残疾人', '残保金', '残疾人就业保障金', ...]
+>>> index = LexicalIndex.build([c.index_text for c in clauses], tokenizer)
+>>> scores = index.scores("残疾人就业保障金")          # one BM25 score per indexed text
+>>> index.save(Path("index/default/bm25")); LexicalIndex.load(Path("index/default/bm25"), tokenizer)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from assistant.text import normalize_for_matching, normalize_query
+
+# Words that say *how* something is asked, not *what*: they match every clause equally badly.
+QUESTION_WORDS = frozenset(
+    """吗 嘛 呢 吧 啊 呀 么 怎么 怎么样 怎样 如何 哪些 哪个 哪里 哪儿 哪 多少 几 几个 能不能 能否 可不可以 可以吗 是不是
+    是否 有没有 有无 什么 啥 为什么 为何 要不要 需不需要 需要 请问 请 问 我 我们 我的 你 你们 他 她 它 咱 咱们 想 想问 知道
+    一下 告诉 应该 该 会 要 能 可以 可 有 没 没有 不 还 都 也 就 才 又 谁 何 何时 什么时候 多久 多长时间""".split()
+)
+# Function words and particles that carry no topic.
+STOPWORDS = frozenset(
+    """的 了 着 过 和 与 及 以及 或 或者 等 等等 是 在 对 对于 将 把 被 从 由 向 为 为了 以 于 其 该 此 这 那 这个 那个 这些 那些
+    并 并且 而 而且 之 所 上 下 中 内 个 各 每 一 一些 按 按照 根据 关于 通过 进行 开展 相关 有关 一般 情况 方面 问题""".split()
+)
+# Policy terms jieba's dictionary cuts apart; added to every index's user dictionary.
+DOMAIN_TERMS = (
+    "专精特新", "小巨人", "稳岗返还", "稳岗补贴", "残疾人就业保障金", "残保金", "地源热泵", "水源热泵", "资源产出率",
+    "延期还本付息", "普惠小微", "小微企业", "个体工商户", "中小微企业", "高新技术企业", "科技型中小企业", "研发费用",
+    "加计扣除", "社会保险费", "社保费", "失业保险", "工伤保险", "养老保险", "医疗保险", "住房公积金", "公积金",
+    "一次性吸纳就业补贴", "一次性扩岗补助", "以工代训", "职业技能培训", "创业担保贷款", "贴息", "首贷", "续贷",
+    "无还本续贷", "应急转贷", "转贷", "融资担保", "知识产权质押", "增值税", "留抵退税", "所得税", "房产税",
+    "城镇土地使用税", "印花税", "减免", "缓缴", "免征", "减半征收", "房租减免", "租金减免", "营商环境",
+    "放管服", "一网通办", "最多跑一次", "双创", "孵化器", "众创空间", "产业园区", "开发区", "招商引资",
+    "固定资产投资", "技术改造", "数字化转型", "智能制造", "绿色制造", "节能减排", "循环经济", "清洁能源",
+    "可再生能源", "新能源汽车", "充电桩", "装配式建筑", "农民工", "高校毕业生", "退役军人", "就业困难人员",
+    "零就业家庭", "公益性岗位", "见习补贴", "社保补贴", "岗位补贴", "用电", "用气", "水资源费", "供热",
+)
+# Everyday abbreviations users type for terms the notices spell out; the full term is added to the query.
+ABBREVIATIONS = {
+    "残保金": "残疾人就业保障金",
+    "社保": "社会保险",
+    "社保费": "社会保险费",
+    "公积金": "住房公积金",
+    "稳岗补贴": "稳岗返还",
+    "专精特新": "专精特新",
+    "双创": "创新创业",
+    "个体户": "个体工商户",
+    "小微": "小微企业",
+    "贷款贴息": "贴息",
+}
+
+_QUOTED = re.compile(r"[“\"「『]([^”\"」』，。、；：\s]{2,12})[”\"」』]")
+_BOOK = re.compile(r"《([^《》\n]{2,30})》")
+_ABBREVIATED_AS = re.compile(r"简称[“\"「]([^”\"」]{2,12})[”\"」]")
+_TITLE_CORE = re.compile(r"关于(?:印发|转发|做好|进一步|加快|加强|开展|支持|推进|促进|实施)?(.+?)(?:的)?(?:通知|意见|实施意见|办法|暂行办法|细则|实施细则|方案|实施方案|规定|若干措施|措施|决定|报告)$")
+_WORDLIKE = re.compile(r"^[\u4e00-\u9fff0-9a-z]+$")
+
+
+def corpus_terms(titles: Iterable[str] = (), texts: Iterable[str] = ()) -> list[str]:
+    """User-dictionary terms found in the corpus: quoted terms, 《names》, '简称' abbreviations, title cores.
+
+    Title cores are the topic of a notice, e.g. 关于开展资源产出率统计工作的通知 -> 资源产出率统计工作; with
+    jieba's search mode a long term still yields its sub-words, so adding it only adds a title-level token.
+    """
+    terms: set[str] = set(DOMAIN_TERMS)
+    for title in titles:
+        title = normalize_for_matching(title).replace(" ", "")
+        for match in _BOOK.finditer(title):
+            terms.add(match.group(1))
+        core = _TITLE_CORE.search(title)
+        if core and 4 <= len(core.group(1)) <= 16:
+            terms.add(core.group(1))
+    for text in texts:
+        text = normalize_for_matching(text)
+        for pattern in (_QUOTED, _ABBREVIATED_AS, _BOOK):
+            for match in pattern.finditer(text):
+                terms.add(match.group(1).replace(" ", ""))
+    return sorted(t for t in terms if _WORDLIKE.match(t) and 2 <= len(t) <= 20)
+
+
+def _is_content_token(token: str) -> bool:
+    if not token.strip():
+        return False
+    if all(unicodedata.category(ch)[0] in "PSZC" for ch in token):
+        return False
+    return token not in QUESTION_WORDS and token not in STOPWORDS
+
+
+class ChineseTokenizer:
+    """jieba (search mode) with a user dictionary; drops question words, stopwords and punctuation.
+
+    Uses its own ``jieba.Tokenizer`` so the user dictionary never leaks into other code using jieba.
+    """
+
+    def __init__(self, user_terms: Iterable[str] = ()):
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        self.user_terms = sorted(set(user_terms) | set(DOMAIN_TERMS) | set(ABBREVIATIONS) | set(ABBREVIATIONS.values()))
+        self._jieba = jieba.Tokenizer()
+        self._jieba.initialize()
+        for term in self.user_terms:
+            # a high frequency makes jieba keep the term whole instead of its usual split
+            self._jieba.add_word(term, freq=max(2000, 200 * len(term)))
+
+    def tokenize(self, text: str) -> list[str]:
+        """Tokens of corpus text (already simplified: only width/case/space normalisation)."""
+        return self._cut(normalize_for_matching(text))
+
+    def tokenize_query(self, text: str) -> list[str]:
+        """Tokens of a user query: traditional->simplified too, plus full forms of known abbreviations."""
+        tokens = self._cut(normalize_query(text))
+        expansions = [ABBREVIATIONS[t] for t in tokens if t in ABBREVIATIONS and ABBREVIATIONS[t] != t]
+        for full in expansions:
+            tokens.extend(self._cut(full))
+        return tokens
+
+    def _cut(self, text: str) -> list[str]:
+        # spaces are PDF-extraction noise inside Chinese text: remove them between CJK characters
+        text = re.sub(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])", "", text)
+        return [t for t in self._jieba.cut_for_search(text, HMM=True) if _is_content_token(t)]
+
+    def to_dict(self) -> dict:
+        return {"user_terms": self.user_terms}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ChineseTokenizer:
+        return cls(user_terms=data.get("user_terms", ()))
+
+
+class LexicalIndex:
+    """BM25 over token lists, persisted with bm25s' own format plus the tokenizer's user dictionary."""
+
+    def __init__(self, bm25, tokenizer: ChineseTokenizer, size: int):
+        self.bm25 = bm25
+        self.tokenizer = tokenizer
+        self.size = size
+        self._vocab = bm25.vocab_dict
+
+    @classmethod
+    def build(cls, texts: Sequence[str], tokenizer: ChineseTokenizer, *, tokens: Sequence[list[str]] | None = None) -> LexicalIndex:
+        import bm25s
+
+        corpus_tokens = list(tokens) if tokens is not None else [tokenizer.tokenize(t) for t in texts]
+        bm25 = bm25s.BM25(k1=1.2, b=0.75)
+        bm25.index(corpus_tokens, show_progress=False)
+        return cls(bm25, tokenizer, len(corpus_tokens))
+
+    def query_tokens(self, query: str) -> list[str]:
+        return [t for t in self.tokenizer.tokenize_query(query) if t in self._vocab]
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every indexed text for the query (zeros when no query token is in the vocabulary)."""
+        tokens = self.query_tokens(query)
+        if not tokens:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.bm25.save(str(directory), show_progress=False)
+        (directory / "tokenizer.json").write_text(json.dumps(self.tokenizer.to_dict(), ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path, size: int) -> LexicalIndex:
+        import bm25s
+
+        directory = Path(directory)
+        tokenizer = ChineseTokenizer.from_dict(json.loads((directory / "tokenizer.json").read_text(encoding="utf-8")))
+        bm25 = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0)
+        return cls(bm25, tokenizer, size)
