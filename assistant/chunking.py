@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 
 from assistant.documents import (
     _CN,
+    _TOC_ENTRY,
+    _TOC_HEADING,
     _DATE_ONLY_LINE,
     _ORG_LINE,
     CleanLine,
@@ -246,10 +248,20 @@ def document_line_roles(document: Document, cleaned: list[CleanLine]) -> list[st
         if roles[index] is None:
             roles[index] = "doc_header"
     colophon = False
+    in_toc = False
     for index in range(header_end + 1, len(cleaned)):
         if roles[index] is not None:
             continue
         text = strip_spaces(cleaned[index].text)
+        if _TOC_HEADING.match(text):
+            in_toc = True  # a regulation's own table of contents: "目 录" + "- 第一章 总 则" ...
+            roles[index] = "toc"
+            continue
+        if in_toc:
+            if len(text) <= 40 and (text.startswith(("-", "•", "·")) or _TOC_ENTRY.search(cleaned[index].text)):
+                roles[index] = "toc"
+                continue
+            in_toc = False
         if re.match(r"^附\s*件\s*\d*\s*[:：]?\s*$", text):
             colophon = False
         if _COLOPHON_START.match(text):

@@ -235,7 +235,9 @@ def _confirms_title(cleaned: list[CleanLine], after: int) -> bool:
     for line in cleaned[after + 1 :]:
         if line.noise:
             continue
-        text = strip_spaces(line.text)
+        text = re.sub(r"^[-•·*]", "", strip_spaces(line.text))
+        if _TOC_HEADING.match(text):
+            continue  # a regulation's own table of contents follows its title
         seen += 1
         if seen > 6:
             return False
@@ -468,8 +470,8 @@ def header_end_index(cleaned: list[CleanLine], title_end: int, limit: int) -> in
             or (text.startswith(("——", "--")) and len(text) <= 60)
             or (text.startswith("【") and "】" in text and len(text) <= 80)
             or (re.match(r"^[（(].{0,30}[）)]$", text) and not STRUCTURE_START.match(text))
-            or (_ORG_LINE.search(text) and len(text) <= 25 and not _SALUTATION.search(text))
-            or (re.search(r"\s(?:[\u4e00-\u9fff]\s?){2,4}$", line.text) and len(text) < 30 and not _SALUTATION.search(text))
+            or (_ORG_LINE.search(text) and len(text) <= 25 and not _SALUTATION.search(text) and not STRUCTURE_START.match(text))
+            or (re.search(r"\s(?:[\u4e00-\u9fff]\s?){2,4}$", line.text) and len(text) < 30 and not _SALUTATION.search(text) and not STRUCTURE_START.match(text))
             or (_is_title_piece(line.text) and len(text) <= 30 and probe == end + 1 and not _SALUTATION.search(text) and _looks_like_subtitle(cleaned, probe, limit))
         )
         if not is_header:

@@ -1,0 +1,161 @@
+"""Document splitting and metadata, on the bundled corpus and on snippets copied from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.corpus import load_corpus
+from assistant.documents import chinese_date_to_iso, clean_line, normalize_doc_number, split_documents
+from assistant.types import SourceFile
+
+CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
+
+# Documents per file, established by reading each file top to bottom (titles are the lines that
+# end in 通知/意见/办法/条例/报告…, followed by a 文号, date, salutation or 第一条/一、) and counting:
+# a notice and the measure it issues/forwards are two documents (the measure is asked about by
+# name); a titled attachment (附件N + its own title) is its own document; cover pages, tables of
+# contents and editorial boards are not documents.
+#   000: 6 notices (第一篇…第五篇 banners, 第二/四/五篇 each carry an issued measure) + 1 annex
+#        (资源产出率指标有关说明) + 2 issued measures = 9
+#   001: 23 items of the 人大常委会 bulletin: news item, closing speech, 全会精神, 15 reports and
+#        说明, the 民营企业权益保护条例 and 卫河保护条例 drafts (attachments of their 审议修改情况的
+#        报告), the 决议（草案）, the 调查报告
+#   002: 25 郑州 notices/opinions + 17 issued 方案/办法/规定 = 42
+#   003: 政府工作报告, 2 通报, 2 印发 notices + their 2 方案/措施 = 7
+#   004: 安阳 policy compilation: 96 (national, provincial and city notices, their issued
+#        measures and titled attachments such as 企业申报材料清单, 用地预审与规划选址报件清单)
+DOCUMENTS_PER_FILE = {
+    "000_ed0d53ce87970edb.txt": 9,
+    "001_dd70fa745897e6d5.txt": 23,
+    "002_009ccee41da37f96.txt": 42,
+    "003_0d2851ec049d1a5f.txt": 7,
+    "004_260f99d2aa0f9dae.txt": 96,
+}
+
+# (title, file, first line, last line), ranges read off the files with `sed -n`.
+KNOWN_DOCUMENTS = [
+    ("鹤壁市地源热泵系统建设应用管理暂行办法", "000_ed0d53ce87970edb.txt", 48, 105),
+    ("鹤壁市卫河保护条例", "001_dd70fa745897e6d5.txt", 597, 781),
+    ("郑州市市长质量奖管理办法", "002_009ccee41da37f96.txt", 254, 419),
+    ("三门峡市稳经济支持企业发展若干措施", "003_0d2851ec049d1a5f.txt", 514, 616),
+    ("优质中小企业梯度培育管理暂行办法", "004_260f99d2aa0f9dae.txt", 316, 638),
+]
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus(CORPUS_DIR)
+
+
+@pytest.mark.parametrize("title, source, start, end", KNOWN_DOCUMENTS)
+def test_known_titles_are_documents_with_their_line_range(corpus, title, source, start, end):
+    matches = [d for d in corpus.documents if d.title == title]
+    assert len(matches) == 1, [d.title for d in corpus.documents if title[:6] in d.title]
+    document = matches[0]
+    assert (document.source, document.line_start, document.line_end) == (source, start, end)
+    lines = (CORPUS_DIR / source).read_text(encoding="utf-8").split("\n")
+    assert document.lines == tuple(lines[start - 1 : end])
+
+
+def test_document_count_per_file(corpus):
+    counts = {name: len(corpus.documents_of(name)) for name in DOCUMENTS_PER_FILE}
+    assert counts == DOCUMENTS_PER_FILE
+
+
+def test_documents_tile_each_file_after_its_front_matter(corpus):
+    for source in corpus.files:
+        documents = corpus.documents_of(source.name)
+        assert documents[-1].line_end == len(source.lines)
+        for previous, current in zip(documents, documents[1:]):
+            assert current.line_start == previous.line_end + 1
+        roles = corpus.line_roles[source.name]
+        assert all(not roles[line].startswith("clause:") for line in range(1, documents[0].line_start))
+
+
+def test_forwarded_measure_carries_the_forwarding_notice_number(corpus):
+    by_title = {d.title: d for d in corpus.documents}
+    notice = by_title["鹤壁市人民政府办公室关于转发鹤壁市地源热泵系统建设应用管理暂行办法的通知"]
+    measure = by_title["鹤壁市地源热泵系统建设应用管理暂行办法"]
+    assert notice.doc_number == measure.doc_number == "鹤政办〔2025〕9号"
+    assert notice.line_end + 1 == measure.line_start
+    assert measure.issuer == "鹤壁市人民政府办公室" and measure.city == "鹤壁市"
+    assert measure.date == notice.date == "2010-03-16"  # 二○一○年三月十六日 under the notice
+
+
+def test_metadata_of_known_documents(corpus):
+    by_title = {d.title: d for d in corpus.documents}
+    grain = by_title["郑州市人民政府关于全面落实粮食安全省长责任制的实施意见"]  # title split by a space
+    assert (grain.doc_number, grain.date, grain.issuer, grain.city) == ("郑政〔2016〕24号", "2016-08-01", "郑州市人民政府", "郑州市")
+    ladder = by_title["优质中小企业梯度培育管理暂行办法"]
+    assert ladder.doc_number == "工信部企业〔2022〕63号" and ladder.city is None  # a national measure
+    old_town = by_title["鹤壁市人民政府关于印发加快推进老城区“退二进三”工作若干政策（试行）的通知"]
+    assert old_town.doc_number == "鹤政〔2025〕55号"  # written 鹤政„2025‟55号 in the file
+    assert old_town.date == "2009-12-31"  # 二○○九年十二月三十一日
+
+
+def test_dates_and_doc_numbers():
+    assert chinese_date_to_iso("二○一○年三月十六日") == "2010-03-16"
+    assert chinese_date_to_iso("二〇一二年七月十三日") == "2012-07-13"
+    assert chinese_date_to_iso("郑政〔2016〕24号 2016年8月1日") == "2016-08-01"
+    assert chinese_date_to_iso("2022 年 5 月 24 日") == "2022-05-24"
+    assert chinese_date_to_iso("年 月 日") is None
+    assert normalize_doc_number("鹤政„2025‟55号") == "鹤政〔2025〕55号"
+    assert normalize_doc_number("郑政文 [2016] 123 号") == "郑政文〔2016〕123号"
+
+
+def _split(lines: list[str]):
+    return split_documents(SourceFile(name="snippet.txt", lines=tuple(lines), sha256="x"))
+
+
+def test_title_split_over_three_lines_is_joined():
+    lines = [
+        "第二篇：鹤壁市人民政府办公室文件",
+        "鹤壁市人民政府办公室文件鹤政办〔2025〕9号",
+        "鹤壁市人民政府办公室",
+        "关于转发鹤壁市地源热泵系统建设应用管理",
+        "暂行办法的通知",
+        "各县区人民政府，市人民政府各部门：",
+        "市住房和城乡建设局《鹤壁市地源热泵系统建设应用管理暂行办法》已经市政府同意，现转发给你们，请认真贯彻执行。",
+        "二○一○年三月十六日",
+    ]
+    split = _split(lines)
+    assert [d.title for d in split.documents] == ["鹤壁市人民政府办公室关于转发鹤壁市地源热泵系统建设应用管理暂行办法的通知"]
+    document = split.documents[0]
+    assert (document.line_start, document.doc_number, document.issuer) == (1, "鹤政办〔2025〕9号", "鹤壁市人民政府办公室")
+
+
+def test_page_marker_before_a_title_is_cut_out():
+    assert clean_line("— 1 — 鹤壁市地源热泵系统建设应用管理暂行办法").text == "鹤壁市地源热泵系统建设应用管理暂行办法"
+    assert clean_line("— 3 —").noise == "page_marker"
+    assert clean_line(" - 12 - ").noise == "page_marker"
+    line = clean_line("（一）加强组织领导。全市企业服务年活动实行统一组织、— 8 —  上下联动、分级实施。")
+    assert line.text == "（一）加强组织领导。全市企业服务年活动实行统一组织、上下联动、分级实施。"
+    assert clean_line("增幅在20－30%（不含30%）的").text == "增幅在20－30%（不含30%）的"  # a range, not a marker
+    assert clean_line("第一条第一条 为进一步规范督促检查工作程序").text == "第一条 为进一步规范督促检查工作程序"
+
+
+def test_table_of_contents_and_editorial_board_are_not_documents():
+    lines = [
+        "三门峡市人民政府 公 报",
+        "目 录",
+        "【市政府文件】",
+        "三门峡市人民政府关于嘉奖全市财税系统的通报",
+        "..... 15",
+        "三门峡市人民政府关于表扬三门峡金渠集团有限公司的通报\t16",
+        "《三门峡市人民政府公报》",
+        "编 委 会",
+        "主 任：万战伟",
+        "三门峡市人民政府",
+        "关于嘉奖全市财税系统的通报",
+        "三政〔2022〕2号",
+        "各县（市、区）人民政府，市人民政府各部门：",
+        "2021年，全市财税系统认真贯彻落实市委、市政府决策部署，圆满完成了全年各项工作任务。",
+        "2022年1月30日",
+    ]
+    split = _split(lines)
+    assert [d.title for d in split.documents] == ["三门峡市人民政府关于嘉奖全市财税系统的通报"]
+    assert split.documents[0].line_start == 10
+    assert split.noise[2] == "toc" and split.noise[5] == "toc" and split.noise[6] == "toc"
+    assert split.noise[8] == "front_matter" and split.noise[9] == "front_matter"
