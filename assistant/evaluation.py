@@ -657,7 +657,8 @@ def write_report(path: Path, metrics: dict[str, Any], results: dict[str, list[Qu
         rows = []
         for r in misses:
             top = r.hits[0].clause if r.hits else None
-            top_text = f"{top.source}:{top.line_start} {top.label} {top.text}" if top else "(no hits)"
+            label = f"[{top.label}] " if top and top.label else ""
+            top_text = f"{top.source}:{top.line_start} {label}{top.text}" if top else "(no hits)"
             rows.append(
                 [
                     r.item.id,
