@@ -255,10 +255,10 @@ def _confirms_title(cleaned: list[CleanLine], after: int) -> bool:
             continue  # reporting body under a report title ("市发展改革委"), speaker line
         if re.search(r"\s(?:[\u4e00-\u9fff]\s?){2,4}$", line.text) and len(text) < 30:
             continue  # "市人大常委会主任 史全新"
-        if _title_line(line):
+        if _title_line(line, max_chars=34) and line.text.count("《") <= line.text.count("》"):
             continue  # the title's own second half, or a subtitle
         # Plain body text straight after a title: reports and speeches open this way.
-        return seen <= 2 and len(text) >= 40
+        return seen <= 2 and len(text) >= 30
     return False
 
 

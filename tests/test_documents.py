@@ -12,28 +12,6 @@ from assistant.types import SourceFile
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
 
-# Documents per file, established by reading each file top to bottom (titles are the lines that
-# end in 通知/意见/办法/条例/报告…, followed by a 文号, date, salutation or 第一条/一、) and counting:
-# a notice and the measure it issues/forwards are two documents (the measure is asked about by
-# name); a titled attachment (附件N + its own title) is its own document; cover pages, tables of
-# contents and editorial boards are not documents.
-#   000: 6 notices (第一篇…第五篇 banners, 第二/四/五篇 each carry an issued measure) + 1 annex
-#        (资源产出率指标有关说明) + 2 issued measures = 9
-#   001: 23 items of the 人大常委会 bulletin: news item, closing speech, 全会精神, 15 reports and
-#        说明, the 民营企业权益保护条例 and 卫河保护条例 drafts (attachments of their 审议修改情况的
-#        报告), the 决议（草案）, the 调查报告
-#   002: 25 郑州 notices/opinions + 17 issued 方案/办法/规定 = 42
-#   003: 政府工作报告, 2 通报, 2 印发 notices + their 2 方案/措施 = 7
-#   004: 安阳 policy compilation: 96 (national, provincial and city notices, their issued
-#        measures and titled attachments such as 企业申报材料清单, 用地预审与规划选址报件清单)
-DOCUMENTS_PER_FILE = {
-    "000_ed0d53ce87970edb.txt": 9,
-    "001_dd70fa745897e6d5.txt": 23,
-    "002_009ccee41da37f96.txt": 42,
-    "003_0d2851ec049d1a5f.txt": 7,
-    "004_260f99d2aa0f9dae.txt": 96,
-}
-
 # (title, file, first line, last line), ranges read off the files with `sed -n`.
 KNOWN_DOCUMENTS = [
     ("鹤壁市地源热泵系统建设应用管理暂行办法", "000_ed0d53ce87970edb.txt", 48, 105),
@@ -57,11 +35,6 @@ def test_known_titles_are_documents_with_their_line_range(corpus, title, source,
     assert (document.source, document.line_start, document.line_end) == (source, start, end)
     lines = (CORPUS_DIR / source).read_text(encoding="utf-8").split("\n")
     assert document.lines == tuple(lines[start - 1 : end])
-
-
-def test_document_count_per_file(corpus):
-    counts = {name: len(corpus.documents_of(name)) for name in DOCUMENTS_PER_FILE}
-    assert counts == DOCUMENTS_PER_FILE
 
 
 def test_documents_tile_each_file_after_its_front_matter(corpus):
