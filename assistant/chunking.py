@@ -593,8 +593,8 @@ def _chunks_for(node: Node, path: tuple[str, ...], label: str, min_chars: int, m
     if node.kind not in _CONTAINER_KINDS and node.size() <= max_chars:
         return [_Chunk(node.all_paragraphs(), path, label)]
     own_body = node.paragraphs
-    if node.kind != "root" and own_body and _is_heading_only(own_body[0]) and node.children:
-        own_body = own_body[1:]  # the bare heading lives on in the children's section_path
+    if node.kind != "root" and len(own_body) == 1 and _is_heading_only(own_body[0]) and node.children:
+        own_body = []  # a bare heading lives on in its children's section_path
     chunks: list[_Chunk] = []
     if own_body:
         chunks.extend(_split_long(own_body, path, label or "正文", min_chars, max_chars))

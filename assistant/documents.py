@@ -458,6 +458,7 @@ def header_end_index(cleaned: list[CleanLine], title_end: int, limit: int) -> in
     """
     end = title_end
     probe = title_end + 1
+    after_dash_subtitle = False
     while probe <= limit:
         line = cleaned[probe]
         if line.noise:
@@ -465,7 +466,9 @@ def header_end_index(cleaned: list[CleanLine], title_end: int, limit: int) -> in
             continue
         text = strip_spaces(line.text)
         is_header = (
-            (DOC_NUMBER.search(text) and len(text) <= 45)
+            # "——2023年10月27日在鹤壁市第十二届人民代表大会" + "常务委员会第八次会议上"
+            (after_dash_subtitle and len(text) <= 30 and not re.search(r"[，。；：:]", text) and not STRUCTURE_START.match(text))
+            or (DOC_NUMBER.search(text) and len(text) <= 45)
             or _DATE_ONLY_LINE.match(text)
             or (text.startswith(("——", "--")) and len(text) <= 60)
             or (text.startswith("【") and "】" in text and len(text) <= 80)
@@ -476,6 +479,7 @@ def header_end_index(cleaned: list[CleanLine], title_end: int, limit: int) -> in
         )
         if not is_header:
             break
+        after_dash_subtitle = text.startswith(("——", "--"))
         end = probe
         probe += 1
     return end
@@ -502,8 +506,18 @@ def read_metadata(cleaned: list[CleanLine], start: int, block: TitleBlock, end: 
             meta.doc_number = _trim_doc_number(match.group(0))
         if meta.date is None and (date := chinese_date_to_iso(text)):
             meta.date = date
+    reporter = next(
+        (
+            strip_spaces(line.text)
+            for line in cleaned[block.end + 1 : meta.header_end + 1]
+            if not line.noise and _ORG_LINE.search(strip_spaces(line.text)) and len(strip_spaces(line.text)) <= 25 and not DOC_NUMBER.search(line.text)
+        ),
+        None,
+    )
     if block.issuer_lines:
         meta.issuer = "、".join(strip_spaces(cleaned[line].text) for line in block.issuer_lines)
+    elif reporter:
+        meta.issuer = reporter  # the reporting body under a report's title: "市发展改革委"
     elif "关于" in block.title and _ORG_LINE.search(block.title.split("关于")[0] or "-"):
         meta.issuer = block.title.split("关于")[0]
     else:
