@@ -426,6 +426,7 @@ class _Chunk:
     part: int = 0
     start: int = 0  # character offsets into the joined text when a part of a long clause
     end: int | None = None
+    kind: str = ""  # kind of the node the chunk comes from (article, cn_item, root ...)
 
     def text_and_lines(self) -> tuple[str, list[int]]:
         text_parts: list[str] = []
@@ -591,13 +592,13 @@ def _chunks_for(node: Node, path: tuple[str, ...], label: str, min_chars: int, m
         path = (*path, node.path_element)
         label = label + node.label
     if node.kind not in _CONTAINER_KINDS and node.size() <= max_chars:
-        return [_Chunk(node.all_paragraphs(), path, label)]
+        return [_Chunk(node.all_paragraphs(), path, label, kind=node.kind)]
     own_body = node.paragraphs
     if node.kind != "root" and len(own_body) == 1 and _is_heading_only(own_body[0]) and node.children:
         own_body = []  # a bare heading lives on in its children's section_path
     chunks: list[_Chunk] = []
     if own_body:
-        chunks.extend(_split_long(own_body, path, label or "正文", min_chars, max_chars))
+        chunks.extend(_split_long(own_body, path, label or "正文", min_chars, max_chars, kind=node.kind))
     if node.kind in ("root", "chapter", "section"):
         child_prefix = ""
     elif node.kind == "annex":
@@ -606,8 +607,6 @@ def _chunks_for(node: Node, path: tuple[str, ...], label: str, min_chars: int, m
         child_prefix = label
     for child in node.children:
         chunks.extend(_chunks_for(child, path, child_prefix, min_chars, max_chars))
-    if node.kind in _CONTAINER_KINDS:
-        return chunks
     return _merge_small(chunks, min_chars, max_chars)
 
 
@@ -615,12 +614,37 @@ def _merge_small(chunks: list[_Chunk], min_chars: int, max_chars: int) -> list[_
     """Merge clauses shorter than ``min_chars`` into their predecessor (or successor) under one parent."""
     merged: list[_Chunk] = []
     for chunk in chunks:
-        if merged and chunk.part == 0 and merged[-1].part == 0 and (chunk.size() < min_chars or merged[-1].size() < min_chars) and merged[-1].size() + chunk.size() <= max_chars:
-            previous = merged[-1]
-            merged[-1] = _Chunk(previous.paragraphs + chunk.paragraphs, _common_path(previous.path, chunk.path), _merged_label(previous, chunk))
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and _mergeable(previous, chunk)
+            and (chunk.size() < min_chars or previous.size() < min_chars)
+            and previous.size() + chunk.size() <= max_chars
+        ):
+            merged[-1] = _Chunk(
+                previous.paragraphs + chunk.paragraphs,
+                _common_path(previous.path, chunk.path),
+                _merged_label(previous, chunk),
+                kind=previous.kind,
+            )
         else:
             merged.append(chunk)
     return merged
+
+
+def _mergeable(first: _Chunk, second: _Chunk) -> bool:
+    """Articles are citation units and never merge with each other; nor does a document's opening
+    text (正文) or anything across chapters/attachments; parts of a split clause stay as cut."""
+    if first.part or second.part:
+        return False
+    if "root" in (first.kind, second.kind) or {first.kind, second.kind} & {"chapter", "section", "annex"}:
+        return False
+    if first.kind == "article" and second.kind == "article":
+        return False
+    if any(chunk.kind == "cn_item" and len(chunk.path) == 1 for chunk in (first, second)):
+        return False  # a notice's top-level sections (一、 二、) are cited on their own
+    shared = len(_common_path(first.path, second.path))
+    return shared >= min(len(first.path), len(second.path)) - 1  # siblings, or a parent and its item
 
 
 def _common_path(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
@@ -639,6 +663,8 @@ def _merged_label(first: _Chunk, second: _Chunk) -> str:
     prefix = 0
     while prefix < min(len(first.label), len(tail)) and first.label[prefix] == tail[prefix]:
         prefix += 1
+    while prefix > 0 and tail[prefix - 1] not in "、）.条 ":
+        prefix -= 1  # cut only between label units: "（一）" and "（二）" share "（", not a unit
     head = first.label.split("–")[0]
     return f"{head}–{tail[prefix:] or tail}"
 
@@ -646,8 +672,8 @@ def _merged_label(first: _Chunk, second: _Chunk) -> str:
 _SENTENCE_BREAK = re.compile(r"(?<=[。！？；;!?])[”’」』]?|\n")
 
 
-def _split_long(paragraphs: list[Paragraph], path: tuple[str, ...], label: str, min_chars: int, max_chars: int) -> list[_Chunk]:
-    whole = _Chunk(paragraphs, path, label)
+def _split_long(paragraphs: list[Paragraph], path: tuple[str, ...], label: str, min_chars: int, max_chars: int, *, kind: str = "") -> list[_Chunk]:
+    whole = _Chunk(paragraphs, path, label, kind=kind)
     text, _ = whole.text_and_lines()
     if len(text) <= max_chars:
         return [whole]
@@ -670,4 +696,4 @@ def _split_long(paragraphs: list[Paragraph], path: tuple[str, ...], label: str, 
         pieces[-1] = (pieces[-1][0], last[1])
     if len(pieces) == 1:
         return [whole]
-    return [_Chunk(paragraphs, path, label, part=index, start=s, end=e) for index, (s, e) in enumerate(pieces, 1)]
+    return [_Chunk(paragraphs, path, label, part=index, start=s, end=e, kind=kind) for index, (s, e) in enumerate(pieces, 1)]
