@@ -220,6 +220,8 @@ def _continues(paragraph: Paragraph, line_text: str, previous_line_text: str) ->
     if _CONTINUATION_START.match(line_text) or _CONTINUATION_END.search(previous_line_text):
         return True
     heading = parse_heading(paragraph.text)
+    if heading is not None and heading.kind == "annex":
+        return False  # "附件 1" stands alone; the attachment's title is its first paragraph
     if heading is not None and heading.kind == "article":
         return True  # an article's text runs on until a sentence ends: "…经费列" + "入市财政预算"
     if _is_heading_only(paragraph):
@@ -319,6 +321,7 @@ class Node:
     number: int = 0
     paragraphs: list[Paragraph] = field(default_factory=list)  # heading paragraph + own body
     children: list["Node"] = field(default_factory=list)
+    heading_count: int = 1  # leading paragraphs that are heading: 2 for "附件 1" + its title line
 
     def size(self) -> int:
         return sum(len(p.text) for p in self.paragraphs) + sum(child.size() for child in self.children)
@@ -367,6 +370,12 @@ def build_tree(paragraphs: list[Paragraph]) -> Node:
         else:
             paragraph.heading = None
             target = stack[-1]
+            if target.kind == "annex" and len(target.paragraphs) == 1 and not target.children and _is_title_text(paragraph.text):
+                # "附件 1" + "创新型中小企业评价标准": the title belongs to the heading.
+                target.heading_count = 2
+                target.path_element = f"{target.label} {strip_spaces(paragraph.text)}"
+                target.paragraphs.append(paragraph)
+                continue
             if target.children and target.kind != "root":
                 # Body text after a child ends that child's scope only when a new heading appears;
                 # until then it belongs to the last child (a continuation paragraph of an item).
@@ -375,6 +384,10 @@ def build_tree(paragraphs: list[Paragraph]) -> Node:
                 target = _deepest_last(target)
             target.paragraphs.append(paragraph)
     return root
+
+
+def _is_title_text(text: str) -> bool:
+    return len(strip_spaces(text)) <= 40 and not re.search(r"[。；！？：:，]", text) and "\t" not in text
 
 
 def _deepest_last(node: Node) -> Node:
@@ -594,7 +607,7 @@ def _chunks_for(node: Node, path: tuple[str, ...], label: str, min_chars: int, m
     if node.kind not in _CONTAINER_KINDS and node.size() <= max_chars:
         return [_Chunk(node.all_paragraphs(), path, label, kind=node.kind)]
     own_body = node.paragraphs
-    if node.kind != "root" and len(own_body) == 1 and _is_heading_only(own_body[0]) and node.children:
+    if node.kind != "root" and len(own_body) == node.heading_count and _is_heading_only(own_body[0]) and node.children:
         own_body = []  # a bare heading lives on in its children's section_path
     chunks: list[_Chunk] = []
     if own_body:
