@@ -37,8 +37,13 @@ NOT_FOUND = "未在现有文件中找到相关规定"
 CLAUSES_TO_READ = 5
 MAX_QUOTES = 4
 MAX_QUOTES_PER_CLAUSE = 2
-# A sentence joins the answer only if it scores at least this share of the best sentence's score.
-RELATIVE_SENTENCE_CUTOFF = 0.55
+# A sentence joins the answer only if it scores at least this share of the best sentence's score
+# and its question overlap (relevance) is at least this share of the best relevance.
+RELATIVE_SENTENCE_CUTOFF = 0.8
+RELATIVE_RELEVANCE_CUTOFF = 0.9
+# Compilations repeat notices (national measure, then the province's copy): a sentence whose
+# character bigrams overlap a chosen one this much is the same quote again.
+NEAR_DUPLICATE = 0.7
 POSSIBLY_RELATED_SHOWN = 3
 
 # --- Abstention -----------------------------------------------------------------------------
@@ -63,21 +68,6 @@ class Composer(Protocol):
 
 # --- Text analysis --------------------------------------------------------------------------
 
-# Words that say *what kind* of answer is wanted but not what it is about; removed before
-# matching the question against sentences. Ordered longest first when used in the regex.
-QUESTION_WORDS = (
-    "什么时候", "哪个部门", "哪些部门", "哪个单位", "哪些单位", "哪些企业", "哪些", "哪个", "哪里", "哪儿",
-    "什么", "怎么样", "怎么办", "怎么", "怎样", "如何", "多少钱", "多少", "多久", "多长时间", "几年", "几个",
-    "为什么", "是否", "能否", "可否", "有没有", "是不是", "能不能", "可不可以", "要不要", "需不需要",
-    "请问", "一下", "我想", "我们", "我", "你好", "您好", "谁", "何时", "吗", "呢", "吧", "啊", "呀",
-)
-# Function words and chat filler that carry no subject matter.
-STOPWORDS = frozenset(
-    "的 了 是 有 在 和 与 及 或 也 都 就 还 要 会 能 可以 可 给 对 把 被 让 从 到 向 于 为 以 由 等 这 那 个 "
-    "这个 那个 一个 该 其 之 所 按 按照 关于 进行 相关 有关 一些 应该 应当 需要 需 现在 目前 可能 能够 没 不 "
-    "么 吗 呢 吧 啊 呀 哦 嘛 啦".split()
-)
-_QUESTION_WORDS_RE = re.compile("|".join(sorted(map(re.escape, QUESTION_WORDS), key=len, reverse=True)))
 _PUNCT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
 
 # Sentence ends: Chinese/ASCII full stops of a clause sentence, and line ends. The end mark stays
@@ -88,11 +78,11 @@ _MIN_SENTENCE_CHARS = 6
 
 
 @lru_cache(maxsize=1)
-def _jieba():
-    import jieba
+def _tokenizer():
+    """The retriever's query tokenizer (question words and stopwords dropped, domain terms kept whole)."""
+    from assistant.lexical import ChineseTokenizer
 
-    jieba.setLogLevel(logging.WARNING)  # no "Building prefix dict" chatter on stderr
-    return jieba
+    return ChineseTokenizer()
 
 
 def _compact(text: str) -> str:
@@ -101,16 +91,15 @@ def _compact(text: str) -> str:
 
 
 def query_terms(question: str) -> list[str]:
-    """Content terms of a question: jieba tokens of the normalised text minus question and stop words.
+    """Content terms of a question, as the retriever's tokenizer sees them (deduplicated, compact).
 
     >>> query_terms("地源热泵系统由哪个部门负责管理？")
-    ['地源', '热泵', '系统', '负责', '管理']
+    ['热泵', '源热泵', '地源热泵', '系统', '部门', '负责', '管理', '负责管理']
     """
-    text = _QUESTION_WORDS_RE.sub(" ", normalize_query(question))
     terms: list[str] = []
-    for token in _jieba().lcut(text):
+    for token in _tokenizer().tokenize_query(question):
         token = _compact(token)
-        if token and token not in STOPWORDS and token not in terms:
+        if token and token not in terms:
             terms.append(token)
     return terms
 
@@ -119,9 +108,49 @@ def _bigrams(compact_text: str) -> set[str]:
     return {compact_text[i : i + 2] for i in range(len(compact_text) - 1)}
 
 
-def query_bigrams(question: str) -> set[str]:
-    """Character bigrams of the question's content (catches words jieba splits differently)."""
-    return _bigrams(_compact(_QUESTION_WORDS_RE.sub(" ", normalize_query(question))))
+@dataclass(frozen=True)
+class QueryProfile:
+    """A question prepared once for scoring many sentences.
+
+    ``coverage(text)`` is the share of the question's content characters (those inside some
+    content term) whose term occurs in ``text``; overlapping terms (热泵/地源热泵) are not double
+    counted, and an abbreviation counts as found when its full form is (残保金 -> 残疾人就业保障金).
+    """
+
+    question: str
+    compact: str
+    terms: tuple[str, ...]
+    bigrams: frozenset[str]
+    kinds: tuple["FactKind", ...]
+
+    @classmethod
+    def of(cls, question: str) -> "QueryProfile":
+        terms = tuple(query_terms(question))
+        bigrams = frozenset().union(*(_bigrams(t) for t in terms)) if terms else frozenset()
+        return cls(question, _compact(normalize_query(question)), terms, bigrams, tuple(fact_kinds(question)))
+
+    def coverage(self, compact_text: str) -> float:
+        from assistant.lexical import ABBREVIATIONS
+
+        content = [False] * len(self.compact)
+        found = [False] * len(self.compact)
+        for term in self.terms:
+            start = self.compact.find(term)
+            if start < 0:
+                continue  # an expansion the user did not type
+            present = term in compact_text or ABBREVIATIONS.get(term, term) in compact_text
+            while start >= 0:
+                for i in range(start, start + len(term)):
+                    content[i] = True
+                    found[i] = found[i] or present
+                start = self.compact.find(term, start + 1)
+        total = sum(content)
+        return sum(found) / total if total else 0.0
+
+    def bigram_overlap(self, compact_text: str) -> float:
+        if not self.bigrams:
+            return 0.0
+        return len(self.bigrams & _bigrams(compact_text)) / len(self.bigrams)
 
 
 @dataclass(frozen=True)
@@ -178,7 +207,10 @@ _CN_NUM = "[0-9０-９.．一二三四五六七八九十百千万亿两]"
 FACT_KINDS = (
     FactKind(
         "amount",
-        re.compile(r"多少|金额|额度|几万|几千|[0-9一二三四五六七八九十]?元|比例|标准是|补贴标准|补助标准|上限|最高|最多|百分之"),
+        re.compile(
+            r"多少|金额|额度|几万|几千|[0-9一二三四五六七八九十]?元|比例|标准是|补贴标准|补助标准|上限|最高|最多|百分之|"
+            r"(?:什么|哪些|啥|多大)(?:奖励|补贴|补助|奖补|资助|支持)|(?:奖励|补贴|补助|奖补|罚款|罚|收费|租金)(?:多少|几|怎么算)"
+        ),
         re.compile(rf"{_CN_NUM}+\s*(?:万元|亿元|千元|元|%|％|倍|个百分点)|百分之|{_CN_NUM}+\s*万(?!人)"),
     ),
     FactKind(
@@ -197,7 +229,8 @@ FACT_KINDS = (
     ),
     FactKind(
         "condition",
-        re.compile(r"条件|哪些企业|什么企业|什么样|符合|资格|要求|能不能|可以.*吗|能.*吗|够不够|适用|对象|范围"),
+        # Not every yes/no question (「能延期吗」) asks for a condition: only explicit ones do.
+        re.compile(r"条件|哪些企业|什么企业|什么样的|符合|资格|要求|够不够|适用|对象|范围|门槛"),
         re.compile(r"条件|符合|具备|满足|应当|须|对象|范围|适用|以上|以下|不低于|不超过|达到"),
     ),
 )
@@ -221,30 +254,19 @@ class ScoredSentence:
     score: float
 
 
-def _term_coverage(terms: Sequence[str], compact_text: str) -> float:
-    """Share of the terms (weighted by length: longer terms say more) found in the text."""
-    total = sum(len(t) for t in terms)
-    if not total:
-        return 0.0
-    return sum(len(t) for t in terms if t in compact_text) / total
-
-
 def score_sentences(question: str, hits: Sequence[Hit], clauses_to_read: int = CLAUSES_TO_READ) -> list[ScoredSentence]:
     """Every sentence of the top hits, scored against the question, best first."""
-    terms = query_terms(question)
-    bigrams = query_bigrams(question)
-    kinds = fact_kinds(question)
+    profile = QueryProfile.of(question)
     scored: list[ScoredSentence] = []
     for rank, hit in enumerate(hits[:clauses_to_read], start=1):
         clause = hit.clause
         heading = _compact(clause.doc_title + "".join(clause.section_path))
         for sentence in split_sentences(clause):
             body = _compact(sentence.text)
-            sentence_terms = _term_coverage(terms, body)
-            sentence_bigrams = len(bigrams & _bigrams(body)) / len(bigrams) if bigrams else 0.0
-            coverage = _term_coverage(terms, body + heading)
-            relevance = 0.5 * sentence_terms + 0.3 * sentence_bigrams + 0.2 * coverage
-            carries_fact = any(kind.sentence.search(sentence.text) for kind in kinds)
+            sentence_terms = profile.coverage(body)
+            coverage = profile.coverage(body + heading)
+            relevance = 0.5 * sentence_terms + 0.3 * profile.bigram_overlap(body) + 0.2 * coverage
+            carries_fact = any(kind.sentence.search(sentence.text) for kind in profile.kinds)
             # Retrieval order is evidence too: the clause the retriever ranks first wins a tie.
             rank_prior = 0.15 / math.sqrt(rank)
             score = relevance + rank_prior + (0.1 if carries_fact else 0.0)
@@ -374,20 +396,21 @@ class ExtractiveComposer:
 
     def _choose(self, question: str, scored: list[ScoredSentence]) -> list[ScoredSentence]:
         best = scored[0]
-        cutoff = best.score * RELATIVE_SENTENCE_CUTOFF
         chosen: list[ScoredSentence] = []
         per_clause: dict[str, int] = {}
-        seen_text: set[str] = set()
+        seen: list[set[str]] = []
         for s in scored:
-            if len(chosen) >= self.max_quotes or s.score < cutoff:
+            if len(chosen) >= self.max_quotes or s.score < best.score * RELATIVE_SENTENCE_CUTOFF:
                 break
+            if s.relevance < best.relevance * RELATIVE_RELEVANCE_CUTOFF:
+                continue
             clause_id = s.sentence.clause.clause_id
-            key = _compact(s.sentence.text)
-            if per_clause.get(clause_id, 0) >= MAX_QUOTES_PER_CLAUSE or key in seen_text:
+            grams = _bigrams(_compact(s.sentence.text))
+            if per_clause.get(clause_id, 0) >= MAX_QUOTES_PER_CLAUSE or any(_similar(grams, g) for g in seen):
                 continue
             chosen.append(s)
             per_clause[clause_id] = per_clause.get(clause_id, 0) + 1
-            seen_text.add(key)
+            seen.append(grams)
         chosen = _reading_order(chosen)
         if fact_kinds(question):
             chosen = self._fact_first(chosen, scored)
@@ -428,6 +451,10 @@ def _reading_order(chosen: list[ScoredSentence], keep_first: bool = False) -> li
         key=lambda s: (doc_order[s.sentence.clause.doc_id], clause_order[s.sentence.clause.clause_id], s.sentence.start),
     )
     return head + rest
+
+
+def _similar(a: set[str], b: set[str]) -> bool:
+    return bool(a and b) and len(a & b) / min(len(a), len(b)) >= NEAR_DUPLICATE
 
 
 def _drop_contained(chosen: list[ScoredSentence]) -> list[ScoredSentence]:
@@ -631,3 +658,60 @@ def cli_ask(args) -> int:
         print(f"注意 / notice: {answer.notice}", file=sys.stderr)
     print(answer.text)
     return 0
+
+
+# --- Calibration of the abstention threshold ----------------------------------------------------
+
+def calibration_rows(retriever, qa_items: Iterable[dict], k: int = 10) -> list[dict]:
+    """Abstention signals and answer facts for each Q&A item (for choosing the thresholds)."""
+    rows = []
+    for item in qa_items:
+        hits = retriever.search(item["question"], k=k)
+        scored = score_sentences(item["question"], hits)
+        signals = abstention_signals(item["question"], hits, scored)
+        evidence = [_compact(e) for e in item.get("evidence") or []]
+        answer = compose(item["question"], hits)
+        quoted_clauses = {q.clause_id for q in answer.quotes}
+        supported = any(
+            any(e and e in _compact(h.clause.text) for e in evidence) for h in hits if h.clause.clause_id in quoted_clauses
+        )
+        rows.append({"id": item["id"], "answerable": bool(item.get("answerable", True)), "type": item.get("type"),
+                     **signals.__dict__, "abstained": answer.abstained, "quote_has_evidence": supported})
+    return rows
+
+
+def _calibrate_main(argv: list[str] | None = None) -> int:
+    """``python -m assistant.compose --index DIR --qa eval/qa.jsonl``: abstention rates per threshold."""
+    import argparse
+
+    from assistant.retriever import Retriever
+
+    parser = argparse.ArgumentParser(prog="python -m assistant.compose", description=_calibrate_main.__doc__)
+    parser.add_argument("--index", default="index/default")
+    parser.add_argument("--qa", default="eval/qa.jsonl")
+    parser.add_argument("--dump", help="write the per-question rows as JSON Lines here")
+    args = parser.parse_args(argv)
+    with open(args.qa, encoding="utf-8") as f:
+        items = [json.loads(line) for line in f if line.strip()]
+    rows = calibration_rows(Retriever.load(args.index), items)
+    if args.dump:
+        with open(args.dump, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    print(f"{len(answerable)} answerable, {len(unanswerable)} unanswerable")
+    print("coverage<t  abstain(unanswerable)  abstain(answerable)")
+    for t in [x / 20 for x in range(4, 17)]:
+        ua = sum(r["coverage"] < t for r in unanswerable) / max(1, len(unanswerable))
+        aa = sum(r["coverage"] < t for r in answerable) / max(1, len(answerable))
+        print(f"{t:9.2f}  {ua:21.1%}  {aa:19.1%}")
+    answered = [r for r in answerable if not r["abstained"]]
+    print(f"current: abstain {sum(r['abstained'] for r in unanswerable)}/{len(unanswerable)} unanswerable, "
+          f"{sum(r['abstained'] for r in answerable)}/{len(answerable)} answerable; "
+          f"quotes contain the evidence clause in {sum(r['quote_has_evidence'] for r in answered)}/{len(answered)} answered")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_calibrate_main())

@@ -73,3 +73,33 @@ def hits(*clauses, ranks=None):
         Hit(c, score=1.0 / (i + 1), ranks=dict(ranks) if ranks else {"bm25": i + 1, "dense": i + 1})
         for i, c in enumerate(clauses)
     ]
+
+
+ALL_CLAUSES = (HEBI_ART4, HEBI_ART6, HEBI_ART20, ZZ_GRAIN, HENAN_FULL_LOAD)
+
+
+class FakeRetriever:
+    """Stands in for assistant.retriever.Retriever: bigram overlap over the fixture clauses."""
+
+    def __init__(self, clauses=ALL_CLAUSES):
+        self.clauses = list(clauses)
+        self.documents = []
+        self.calls = []
+
+    def search(self, query, k=10, mode="hybrid", filters=None):
+        self.calls.append((query, filters))
+        from assistant.compose import QueryProfile
+
+        wanted = QueryProfile.of(query).bigrams
+        scored = []
+        for c in self.clauses:
+            if filters and "source" in filters and c.source not in filters["source"]:
+                continue
+            if filters and "city" in filters and c.city not in filters["city"]:
+                continue
+            text = c.doc_title + c.text
+            overlap = sum(1 for b in wanted if b in text)
+            if overlap:
+                scored.append((overlap, c))
+        scored.sort(key=lambda item: -item[0])
+        return [Hit(c, float(s), {"bm25": i + 1, "dense": i + 1}) for i, (s, c) in enumerate(scored[:k])]

@@ -48,7 +48,7 @@ def test_sentences_split_at_chinese_stops_inside_a_line():
 
 def test_query_terms_drop_question_words():
     terms = query_terms("地源热泵系统由哪个部门负责管理？")
-    assert "哪个" not in "".join(terms) and "部门" not in terms
+    assert "哪个" not in "".join(terms) and "由" not in terms
     assert any("热泵" in t for t in terms)
 
 
