@@ -61,7 +61,7 @@ from assistant.documents import (
 from assistant.types import Clause, Document
 
 # Bump when chunking changes what clauses come out, so indexes built by an older chunker are rebuilt.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 DEFAULT_MIN_CHARS = 40
 DEFAULT_MAX_CHARS = 500
 
@@ -206,6 +206,8 @@ def _is_heading_only(paragraph: Paragraph) -> bool:
     if heading is None:
         return False
     rest = heading.rest.strip()
+    if rest.endswith(("：", ":")):
+        return False  # "第六条 申报省重点龙头企业应符合以下条件：" introduces its items: body text
     return not re.search(r"[。；！？]", rest) and len(strip_spaces(rest)) <= 40
 
 
@@ -335,10 +337,13 @@ class Node:
 
 def _path_element(heading: Heading) -> str:
     rest = heading.rest.strip()
-    if heading.kind in ("article",):
+    if heading.kind == "article":
+        # "第三条 督促检查工作范围和工作重点" is an article title; an article's own text is not.
+        if rest and not re.search(r"[。；！？：:，,]", rest) and len(rest) <= 30:
+            return f"{heading.label} {rest}"
         return heading.label
     title = None
-    if rest and not re.search(r"[。；！？：]", rest) and len(rest) <= 40:
+    if rest and not re.search(r"[。；！？]", rest) and len(rest) <= 40 and not rest.endswith(("：", ":")):
         title = rest
     else:
         lead = re.match(r"^([^。；！？，：]{2,20})[。：]", rest)
@@ -690,17 +695,25 @@ def _split_long(paragraphs: list[Paragraph], path: tuple[str, ...], label: str, 
     text, _ = whole.text_and_lines()
     if len(text) <= max_chars:
         return [whole]
-    # Candidate cut points: after sentence ends and paragraph breaks.
+    # Cut into parts of about equal size (a 520-char clause becomes 2 x 260, not 500 + 20), at a
+    # paragraph break if one lies near the target, else after a sentence end (。！？；), else after
+    # a comma; a hard cut only inside one enormous sentence.
+    paragraph_breaks = {m.end() for m in re.finditer(r"\n", text)}
     cuts = sorted({m.end() for m in _SENTENCE_BREAK.finditer(text) if 0 < m.end() < len(text)})
     pieces: list[tuple[int, int]] = []
     start = 0
     while len(text) - start > max_chars:
-        candidates = [c for c in cuts if start + min_chars <= c <= start + max_chars]
-        if candidates:
-            end = candidates[-1]
+        remaining = len(text) - start
+        target = start + remaining / -(-remaining // max_chars)
+        window = [c for c in cuts if start + min_chars <= c <= start + max_chars]
+        near_breaks = [c for c in window if c in paragraph_breaks and abs(c - target) <= max_chars / 4]
+        if near_breaks:
+            end = min(near_breaks, key=lambda c: abs(c - target))
+        elif window:
+            end = min(window, key=lambda c: abs(c - target))
         else:
-            commas = [m.end() for m in re.finditer(r"[，,、]", text[start + min_chars : start + max_chars])]
-            end = start + min_chars + commas[-1] if commas else start + max_chars
+            commas = [start + min_chars + m.end() for m in re.finditer(r"[，,、]", text[start + min_chars : start + max_chars])]
+            end = min(commas, key=lambda c: abs(c - target)) if commas else start + max_chars
         pieces.append((start, end))
         start = end
     pieces.append((start, len(text)))

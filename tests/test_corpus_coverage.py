@@ -94,3 +94,24 @@ def test_load_is_fast_and_ids_are_stable(corpus):
     assert time.perf_counter() - started < 5
     assert [clause.clause_id for clause in again.clauses] == [clause.clause_id for clause in corpus.clauses]
     assert len({clause.clause_id for clause in corpus.clauses}) == len(corpus.clauses)
+
+
+def test_bare_heading_lines_live_on_in_section_paths(corpus):
+    """A line counted as `heading` is not lost: its words are in the section_path of its clauses."""
+    import re
+
+    def compact(text: str) -> str:
+        return re.sub(r"[\s（）()、.．:：，,]", "", text)
+
+    for source in corpus.files:
+        cleaned = clean_lines(source.lines)
+        paths = {compact(element) for clause in corpus.clauses if clause.source == source.name for element in clause.section_path}
+        for line, role in corpus.line_roles[source.name].items():
+            if role == "heading":
+                words = compact(cleaned[line - 1].text)
+                assert any(words in path or path in words and len(path) >= len(words) - 2 for path in paths), (source.name, line, words)
+
+
+def test_clauses_respect_the_size_bounds(corpus):
+    over = [c for c in corpus.clauses if len(c.text) > corpus.max_chars + corpus.min_chars]
+    assert not over, [(c.clause_id, len(c.text)) for c in over[:5]]
