@@ -24,8 +24,10 @@ Steps
 4. Clauses. An article (or an item of a notice) whose whole text fits in ``max_chars`` is one clause,
    items included - short items stay with their parent. A longer one becomes its own lead text plus
    one clause per item; items shorter than ``min_chars`` merge into their neighbour. Text still
-   longer than ``max_chars`` is split at sentence ends (。；！？), each part keeping label and path
-   with ``part`` = 1, 2, ... A heading never forms a clause alone: a heading with body text is in
+   longer than ``max_chars`` is split into parts of about equal size, at paragraph breaks or
+   sentence ends (。；！？), each part keeping label and path with ``part`` = 1, 2, ... (a tail
+   shorter than ``min_chars`` joins the last part, so a part may exceed ``max_chars`` by less
+   than ``min_chars``). Articles never merge with each other, nor do a notice's 一、 sections. A heading never forms a clause alone: a heading with body text is in
    that clause; a bare heading (``第二章 建设管理``, ``三、工作重点``) whose items are separate clauses
    is carried in their ``section_path`` and its line is counted as ``heading``.
 
@@ -532,13 +534,12 @@ def analyse_document(document: Document, *, min_chars: int = DEFAULT_MIN_CHARS, 
 
 def _line_owners(paragraphs: list[Paragraph], chunks: list[_Chunk], clauses: list[Clause]) -> dict[int, str]:
     owners: dict[int, str] = {}
-    by_text = [c for c in clauses]
     index = 0
     for chunk in chunks:
         text, lines = chunk.text_and_lines()
         if not text.strip():
             continue
-        clause = by_text[index]
+        clause = clauses[index]
         index += 1
         seen_lines: set[int] = set()
         for ch, line in zip(text, lines):

@@ -4,7 +4,7 @@
 >>> source = read_source_file(Path("corpus/000_ed0d53ce87970edb.txt"))      # doctest: +SKIP
 >>> split = split_documents(source)                                          # doctest: +SKIP
 >>> [(d.title, d.line_start, d.line_end) for d in split.documents][:2]       # doctest: +SKIP
-[('鹤壁市人民政府办公室关于开展资源产出率统计工作的通知', 2, 45), ...]
+[('鹤壁市人民政府办公室关于开展资源产出率统计工作的通知', 2, 26), ...]
 >>> split.noise[1]                                                           # doctest: +SKIP
 'front_matter'
 
@@ -22,9 +22,10 @@ How it works, in three passes over the file:
    board); table-of-contents lines there are counted as ``toc``.
 
 A measure attached to a forwarding/issuing notice (关于转发/印发…的通知) is its own document: it has
-its own title and articles and users ask about it by name. It has no 文号 of its own, so it takes
-the notice's 文号, issuer and date (``inherited_from`` is not stored; the notice is the document
-just before it).
+its own title and articles and users ask about it by name. So is a titled attachment (``附件 2`` +
+its title). Neither has a 文号 of its own, so they take the notice's 文号, issuer, date and city:
+鹤壁市地源热泵系统建设应用管理暂行办法 is cited with 鹤政办〔2025〕9号, the number of the notice
+that forwards it (the notice is the document just before it in the same file).
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def clean_line(raw: str) -> CleanLine:
     repairs: list[str] = []
     text = raw
     if INLINE_PAGE_MARKER.search(text):
-        text = INLINE_PAGE_MARKER.sub(_keep_space_between, text)
+        # "统一组织、— 8 —  上下联动": the marker sat inside a sentence; drop it with its spaces.
+        text = INLINE_PAGE_MARKER.sub("", text)
         repairs.append("page_marker_inline")
     if (shortened := _strip_trailing_page_number(text.rstrip())) is not None:
         text = shortened
@@ -85,11 +87,6 @@ def clean_line(raw: str) -> CleanLine:
     if not text:
         return CleanLine("", "page_marker")
     return CleanLine(text, None, tuple(repairs), "\t" in raw)
-
-
-def _keep_space_between(match: re.Match) -> str:
-    # "统一组织、— 8 —  上下联动": the marker sat inside a sentence; drop it and its spaces.
-    return ""
 
 
 # A page number left at the end of a line the PDF broke mid-word: "…统计核算方 1" + "法，为…".

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from assistant.cli import main
+
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
 
 # Documents per file, established by reading each file top to bottom (titles are the lines that
