@@ -660,10 +660,12 @@ def _mergeable(first: _Chunk, second: _Chunk) -> bool:
         return False
     if first.kind == "article" and second.kind == "article":
         return False
-    if any(chunk.kind == "cn_item" and len(chunk.path) == 1 for chunk in (first, second)):
+    if first.kind == second.kind == "cn_item" and len(first.path) == len(second.path) == 1:
         return False  # a notice's top-level sections (一、 二、) are cited on their own
     shared = len(_common_path(first.path, second.path))
-    return shared >= min(len(first.path), len(second.path)) - 1  # siblings, or a parent and its item
+    if shared == min(len(first.path), len(second.path)):
+        return True  # a parent's lead text and its item
+    return len(first.path) == len(second.path) and shared == len(first.path) - 1  # siblings
 
 
 def _common_path(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
