@@ -63,7 +63,7 @@ from assistant.documents import (
 from assistant.types import Clause, Document
 
 # Bump when chunking changes what clauses come out, so indexes built by an older chunker are rebuilt.
-CHUNKER_VERSION = "2"
+CHUNKER_VERSION = "3"
 DEFAULT_MIN_CHARS = 40
 DEFAULT_MAX_CHARS = 500
 
@@ -613,8 +613,14 @@ def _chunks_for(node: Node, path: tuple[str, ...], label: str, min_chars: int, m
     if node.kind not in _CONTAINER_KINDS and node.size() <= max_chars:
         return [_Chunk(node.all_paragraphs(), path, label, kind=node.kind)]
     own_body = node.paragraphs
+    bare_heading: list[Paragraph] = []
     if node.kind != "root" and len(own_body) == node.heading_count and _is_heading_only(own_body[0]) and node.children:
-        own_body = []  # a bare heading lives on in its children's section_path
+        # A bare heading never forms a clause alone. A chapter/section/attachment title lives on in
+        # its children's section_path (its line counts as `heading`); an item's heading
+        # ("（一）第一阶段：…（2022年2月底前）") opens the text of its first clause.
+        if node.kind not in _CONTAINER_KINDS:
+            bare_heading = own_body
+        own_body = []
     chunks: list[_Chunk] = []
     if own_body:
         chunks.extend(_split_long(own_body, path, label or "正文", min_chars, max_chars, kind=node.kind))
@@ -626,7 +632,25 @@ def _chunks_for(node: Node, path: tuple[str, ...], label: str, min_chars: int, m
         child_prefix = label
     for child in node.children:
         chunks.extend(_chunks_for(child, path, child_prefix, min_chars, max_chars))
+    if bare_heading and chunks:
+        _prepend(bare_heading, chunks)
     return _merge_small(chunks, min_chars, max_chars)
+
+
+def _prepend(heading: list[Paragraph], chunks: list[_Chunk]) -> None:
+    """Put heading paragraphs in front of the first chunk (and shift the offsets of its other parts)."""
+    first = chunks[0]
+    shift = len("\n".join(p.text for p in heading)) + 1
+    shared = first.paragraphs
+    for chunk in chunks:
+        if chunk.paragraphs is not shared:
+            continue
+        chunk.paragraphs = heading + shared
+        if chunk.part == 0 or chunk.part == 1:
+            chunk.end = None if chunk.end is None else chunk.end + shift
+        else:
+            chunk.start += shift
+            chunk.end = None if chunk.end is None else chunk.end + shift
 
 
 def _merge_small(chunks: list[_Chunk], min_chars: int, max_chars: int) -> list[_Chunk]:

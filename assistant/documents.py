@@ -182,7 +182,7 @@ def normalize_doc_number(text: str) -> str:
 DOC_KINDS = (
     "通知", "意见", "办法", "方案", "报告", "条例", "措施", "细则", "规定", "决定", "通报", "公告",
     "决议", "讲话", "精神", "规划", "纲要", "制度", "规则", "指引", "指南", "清单", "计划", "批复",
-    "函", "要点", "章程", "政策", "若干政策", "说明", "工作报告", "会议", "公报", "命令", "令",
+    "函", "要点", "章程", "政策", "若干政策", "说明", "工作报告", "会议", "公报", "命令", "令", "名单",
 )
 _KIND_END = re.compile(
     r"(?:" + "|".join(sorted(DOC_KINDS, key=len, reverse=True)) + r")"
@@ -313,9 +313,30 @@ def find_title_blocks(cleaned: list[CleanLine]) -> list[TitleBlock]:
             probe -= 1
         if not _confirms_title(cleaned, index):
             continue
+        end = index
+        suffix = _title_suffix_line(cleaned, index)
+        if suffix is not None:
+            # "安阳市加快培育创新型企业行动计划" + "(2021—2022年)": the bracket is part of the title.
+            pieces.append(cleaned[suffix].text)
+            end = suffix
         title = join_title(pieces)
-        blocks.append(TitleBlock(start, index, title, issuer_lines))
+        blocks.append(TitleBlock(start, end, title, issuer_lines))
     return blocks
+
+
+# (试行), (修订), (2021—2022年) belong to the title. A draft marker (（草案修改稿）) does not: the
+# regulation is cited by its name, 鹤壁市卫河保护条例; the marker stays in the header.
+_TITLE_SUFFIX = re.compile(r"^[（(][^（）()]{0,16}(?:\d{4}\s*[—–-]+\s*\d{4}\s*年|试行|暂行|修订)[^（）()]{0,8}[）)]$")
+
+
+def _title_suffix_line(cleaned: list[CleanLine], index: int) -> int | None:
+    """Index of a bracketed title suffix on the next line: (试行), （草案修改稿）, (2021—2022年)."""
+    for probe in range(index + 1, min(index + 4, len(cleaned))):
+        line = cleaned[probe]
+        if line.noise in ("blank", "page_marker"):
+            continue
+        return probe if not line.noise and _TITLE_SUFFIX.match(strip_spaces(line.text)) else None
+    return None
 
 
 def join_title(pieces: list[str]) -> str:

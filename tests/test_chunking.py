@@ -103,10 +103,12 @@ def test_notice_hierarchy_and_bare_headings_live_in_the_path():
     labels = [(c.label, c.section_path, c.part) for c in analysis.clauses]
     assert labels[0] == ("正文", (), 0)
     assert labels[1][:2] == ("一、（一）", ("一、工作重点", "（一）加强银企沟通，缓解企业资金矛盾"))
-    assert analysis.line_roles[5] == "heading"  # 一、工作重点 is carried in the path, never a chunk alone
+    # The bare heading 一、工作重点 is never a chunk alone: it opens the text of its first item.
     first = analysis.clauses[1]
-    assert first.text.startswith("（一）加强银企沟通，缓解企业资金矛盾\n建立资金保障机制。")
-    assert all(len(c.text) <= 400 for c in analysis.clauses)
+    assert first.text.startswith("一、工作重点\n（一）加强银企沟通，缓解企业资金矛盾\n建立资金保障机制。")
+    assert analysis.line_roles[5] == f"clause:{first.clause_id}"
+    assert not analysis.clauses[2].text.startswith("一、")
+    assert all(len(c.text) <= 400 + len("一、工作重点\n") for c in analysis.clauses)
 
 
 def test_short_items_stay_with_their_article():

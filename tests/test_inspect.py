@@ -16,18 +16,18 @@ CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
 # contents and editorial boards are not documents.
 #   000: 5 notices (第一篇…第五篇 banners) + the measures 3 of them forward/issue (第二/四/五篇)
 #        + 1 titled annex (资源产出率指标有关说明) = 9
-#   001: 23 items of the 人大常委会 bulletin: news item, closing speech, 全会精神, 15 reports and
+#   001: 24 items of the 人大常委会 bulletin: news item, closing speech, 全会精神, 15 reports and
 #        说明, the 民营企业权益保护条例 and 卫河保护条例 drafts (attachments of their 审议修改情况的
-#        报告), the 决议（草案）, the 调查报告
+#        报告), the 决议（草案）, the 调查报告, the 人事任免名单 (with the attendance lists after it)
 #   002: 11 郑州 notices/opinions standing alone + 16 印发 notices with the 方案/办法/规定 they
-#        issue (2 x 16) = 43
+#        issue (2 x 16) + the titled attachment 郑州市2016年度百强工业企业名单 = 44
 #   003: 政府工作报告, 2 通报, 2 印发 notices + their 2 方案/措施 = 7
 #   004: 安阳 policy compilation: 98 (national, provincial and city notices, their issued
 #        measures and titled attachments such as 企业申报材料清单, 用地预审与规划选址报件清单)
 DOCUMENTS_PER_FILE = {
     "000_ed0d53ce87970edb.txt": 9,
-    "001_dd70fa745897e6d5.txt": 23,
-    "002_009ccee41da37f96.txt": 43,
+    "001_dd70fa745897e6d5.txt": 24,
+    "002_009ccee41da37f96.txt": 44,
     "003_0d2851ec049d1a5f.txt": 7,
     "004_260f99d2aa0f9dae.txt": 98,
 }
