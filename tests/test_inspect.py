@@ -22,14 +22,14 @@ CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
 #   002: 11 郑州 notices/opinions standing alone + 16 印发 notices with the 方案/办法/规定 they
 #        issue (2 x 16) + the titled attachment 郑州市2016年度百强工业企业名单 = 44
 #   003: 政府工作报告, 2 通报, 2 印发 notices + their 2 方案/措施 = 7
-#   004: 安阳 policy compilation: 98 (national, provincial and city notices, their issued
+#   004: 安阳 policy compilation: 100 (national, provincial and city notices, their issued
 #        measures and titled attachments such as 企业申报材料清单, 用地预审与规划选址报件清单)
 DOCUMENTS_PER_FILE = {
     "000_ed0d53ce87970edb.txt": 9,
     "001_dd70fa745897e6d5.txt": 24,
     "002_009ccee41da37f96.txt": 44,
     "003_0d2851ec049d1a5f.txt": 7,
-    "004_260f99d2aa0f9dae.txt": 98,
+    "004_260f99d2aa0f9dae.txt": 100,
 }
 
 
