@@ -21,9 +21,11 @@ CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
 #        报告), the 决议（草案）, the 调查报告, the 人事任免名单 (with the attendance lists after it)
 #   002: 11 郑州 notices/opinions standing alone + 16 印发 notices with the 方案/办法/规定 they
 #        issue (2 x 16) + the titled attachment 郑州市2016年度百强工业企业名单 = 44
-#   003: 政府工作报告, 2 通报, 2 印发 notices + their 2 方案/措施 = 7
-#   004: 安阳 policy compilation: 100 (national, provincial and city notices, their issued
-#        measures and titled attachments such as 企业申报材料清单, 用地预审与规划选址报件清单)
+#   003: the gazette's table of contents lists 5 (政府工作报告, 2 通报, 2 印发 notices) + the
+#        2 方案/措施 those notices issue = 7
+#   004: 安阳 policy compilation: its table of contents lists 57 documents (7 national, 17
+#        provincial, 33 city), all found; plus 43 measures those notices issue or forward and
+#        titled attachments (企业申报材料清单, 用地预审与规划选址报件清单 …) = 100
 DOCUMENTS_PER_FILE = {
     "000_ed0d53ce87970edb.txt": 9,
     "001_dd70fa745897e6d5.txt": 24,
