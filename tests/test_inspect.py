@@ -16,7 +16,7 @@ CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
 # contents and editorial boards are not documents.
 #   000: 5 notices (第一篇…第五篇 banners) + the measures 3 of them forward/issue (第二/四/五篇)
 #        + 1 titled annex (资源产出率指标有关说明) = 9
-#   001: 24 items of the 人大常委会 bulletin: news item, closing speech, 全会精神, 15 reports and
+#   001: 24 items of the 人大常委会 bulletin: news item, closing speech, 全会精神, 16 reports and
 #        说明, the 民营企业权益保护条例 and 卫河保护条例 drafts (attachments of their 审议修改情况的
 #        报告), the 决议（草案）, the 调查报告, the 人事任免名单 (with the attendance lists after it)
 #   002: 11 郑州 notices/opinions standing alone + 16 印发 notices with the 方案/办法/规定 they
