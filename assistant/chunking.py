@@ -85,7 +85,7 @@ _HEADING_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("paren_arabic", re.compile(r"^[（(]\s*(\d{1,2})\s*[）)]\s*")),
     ("circled", re.compile(r"^([①-⑳])\s*")),
 )
-_BULLET = re.compile(r"^[-•·*]\s+")
+_BULLET = re.compile(r"^(?:[-•·*]|#{1,6})\s+")  # list bullets and Markdown heading marks
 _SENTENCE_END = re.compile(r"[。！？；：:;!?…][”’」』\"']*\s*$")
 _CONTINUATION_END = re.compile(r"[，、（《“‘(—的和与及或之在对于把将被从向以为等]$")
 _CONTINUATION_START = re.compile(r"^[，。、；：）》”’)的地得了着过和与及或等之]")

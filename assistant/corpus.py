@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.chunking import CHUNKER_VERSION, DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS, analyse_document
-from assistant.documents import split_documents
+from assistant.documents import file_key, split_documents
 from assistant.errors import AssistantError
 from assistant.loaders import UnreadableFile, read_source_file
 from assistant.types import Clause, Document, SourceFile
@@ -48,10 +48,12 @@ class Corpus:
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
-    """Candidate files in name order; hidden files and README.md are not corpus documents."""
+    """Candidate files in path order, subfolders included; hidden files/folders and README.md
+    (the corpus's own description) are not corpus documents."""
     paths = []
-    for path in sorted(corpus_dir.iterdir(), key=lambda p: p.name):
-        if path.name.startswith(".") or path.name.lower() == "readme.md" or not path.is_file():
+    for path in sorted(corpus_dir.rglob("*"), key=lambda p: p.relative_to(corpus_dir).as_posix()):
+        relative = path.relative_to(corpus_dir)
+        if any(part.startswith(".") for part in relative.parts) or path.name.lower() == "readme.md" or not path.is_file():
             continue
         paths.append(path)
     return paths
@@ -69,10 +71,11 @@ def load_corpus(
         raise AssistantError(f"corpus directory {directory} does not exist; pass --corpus DIR pointing at your notices")
     corpus = Corpus(min_chars=min_chars, max_chars=max_chars)
     for path in corpus_files(directory):
+        name = path.relative_to(directory).as_posix()  # "sub/notice.docx" for files in subfolders
         try:
-            source = read_source_file(path)
+            source = read_source_file(path, name=name)
         except UnreadableFile as error:
-            corpus.skipped.append((path.name, str(error)))
+            corpus.skipped.append((name, str(error)))
             continue
         add_source(corpus, source)
     if not corpus.files and not corpus.skipped:
@@ -82,7 +85,10 @@ def load_corpus(
 
 def add_source(corpus: Corpus, source: SourceFile) -> None:
     """Split one decoded file into documents and clauses and add them to ``corpus``."""
-    split = split_documents(source)
+    key = file_key(source.name)
+    if any(file_key(other.name) == key for other in corpus.files):
+        key = source.name  # notice.md next to notice.docx: keep their doc ids apart
+    split = split_documents(source, key=key)
     roles: dict[int, str] = dict(split.noise)
     repairs: Counter = Counter()
     for document in split.documents:
@@ -94,7 +100,7 @@ def add_source(corpus: Corpus, source: SourceFile) -> None:
         # A file without a recognisable title (a user's plain note): one document named after the file.
         from assistant.documents import whole_file_document
 
-        document = whole_file_document(source)
+        document = whole_file_document(source, key=key)
         split.documents.append(document)
         roles = {}
         chunks = analyse_document(document, min_chars=corpus.min_chars, max_chars=corpus.max_chars)

@@ -63,7 +63,7 @@ def clean_line(raw: str) -> CleanLine:
     """Repair one source line.
 
     >>> clean_line("— 1 — 鹤壁市地源热泵系统建设应用管理暂行办法")
-    CleanLine(text='鹤壁市地源热泵系统建设应用管理暂行办法', noise=None, repairs=('page_marker_inline',))
+    CleanLine(text='鹤壁市地源热泵系统建设应用管理暂行办法', noise=None, repairs=('page_marker_inline',), table=False)
     >>> clean_line(" - 2 - ").noise
     'page_marker'
     """
@@ -207,7 +207,7 @@ class TitleBlock:
 
 def _is_title_piece(text: str, *, max_chars: int = 60) -> bool:
     """Could this line be (part of) a title? Short, no sentence punctuation, not a heading."""
-    compact = strip_spaces(text)
+    compact = re.sub(r"^#{1,6}", "", strip_spaces(text))  # a Markdown heading mark is not part of a title
     if not compact or len(compact) > max_chars:
         return False
     if re.match(r"^[（(][^（）()]*[）)]$", compact):
@@ -232,7 +232,7 @@ def _confirms_title(cleaned: list[CleanLine], after: int) -> bool:
     for line in cleaned[after + 1 :]:
         if line.noise:
             continue
-        text = re.sub(r"^[-•·*]", "", strip_spaces(line.text))
+        text = re.sub(r"^(?:[-•·*]|#+)", "", strip_spaces(line.text))
         if _TOC_HEADING.match(text):
             continue  # a regulation's own table of contents follows its title
         seen += 1
@@ -295,10 +295,10 @@ def find_title_blocks(cleaned: list[CleanLine]) -> list[TitleBlock]:
                 continue
             if (blocks and probe <= blocks[-1].end) or not _title_line(previous, max_chars=100) or _BANNER.match(previous.text):
                 break
-            previous_compact = strip_spaces(previous.text)
+            previous_compact = re.sub(r"^#+", "", strip_spaces(previous.text))
             if previous_compact.endswith("文件") or DOC_NUMBER.search(previous_compact):
                 break
-            so_far = strip_spaces("".join(pieces))
+            so_far = re.sub(r"^#+", "", strip_spaces("".join(pieces)))
             if so_far.startswith(_TITLE_OPENING) or issuer_lines:
                 if _ORG_LINE.search(previous_compact) and len(previous_compact) <= 40 and len(issuer_lines) < 4:
                     issuer_lines.insert(0, probe)  # issuing bodies, one per line
@@ -345,7 +345,7 @@ def join_title(pieces: list[str]) -> str:
     >>> join_title(["鹤壁市人民政府办公室", "关于转发鹤壁市地源热泵系统建设应用管理", "暂行办法的通知"])
     '鹤壁市人民政府办公室关于转发鹤壁市地源热泵系统建设应用管理暂行办法的通知'
     """
-    text = "".join(piece.strip() for piece in pieces)
+    text = "".join(re.sub(r"^#{1,6}\s+", "", piece.strip()) for piece in pieces)  # "# 关于…" in Markdown
     return drop_cjk_spaces(text)
 
 
@@ -370,8 +370,21 @@ _TOC_ENTRY = re.compile(r"(?:\.{2,}|…{1,}|·{2,}|\t+|\s+)\s*\d{1,4}\s*$|^\.{2,
 _TOC_HEADING = re.compile(r"^\s*(?:目\s*录|CONTENTS)\s*$", re.IGNORECASE)
 
 
-def split_documents(source: SourceFile, *, default_city: str | None = None) -> FileSplit:
-    """Cut ``source`` into documents; lines before the first one are classified as front matter."""
+def file_key(name: str) -> str:
+    """The file part of a doc_id: the corpus-relative name without its extension.
+
+    >>> file_key("000_ed0d53ce87970edb.txt"), file_key("2024/notice.docx")
+    ('000_ed0d53ce87970edb', '2024/notice')
+    """
+    path = Path(name)
+    return (path.parent / path.stem).as_posix() if path.parent != Path(".") else path.stem
+
+
+def split_documents(source: SourceFile, *, default_city: str | None = None, key: str | None = None) -> FileSplit:
+    """Cut ``source`` into documents; lines before the first one are classified as front matter.
+
+    Document ids are ``f"{key}#{ordinal}"``; ``key`` defaults to :func:`file_key` of the file name.
+    """
     cleaned = clean_lines(source.lines)
     blocks = find_title_blocks(cleaned)
     starts = [_header_start(cleaned, block, blocks[i - 1].end if i else -1) for i, block in enumerate(blocks)]
@@ -379,7 +392,7 @@ def split_documents(source: SourceFile, *, default_city: str | None = None) -> F
     first = starts[0] if starts else len(cleaned)
     for index in range(first):
         noise[index + 1] = _front_matter_category(cleaned, index)
-    stem = Path(source.name).stem
+    stem = key or file_key(source.name)
     file_city = default_city or _file_city(source, blocks)
     documents: list[Document] = []
     previous: Document | None = None
@@ -533,7 +546,7 @@ def read_metadata(cleaned: list[CleanLine], start: int, block: TitleBlock, end: 
         None,
     )
     if block.issuer_lines:
-        meta.issuer = "、".join(strip_spaces(cleaned[line].text) for line in block.issuer_lines)
+        meta.issuer = "、".join(re.sub(r"^#+", "", strip_spaces(cleaned[line].text)) for line in block.issuer_lines)
     elif reporter:
         meta.issuer = reporter  # the reporting body under a report's title: "市发展改革委"
     elif "关于" in block.title and _ORG_LINE.search(block.title.split("关于")[0] or "-"):
@@ -611,7 +624,7 @@ def _front_matter_category(cleaned: list[CleanLine], index: int) -> str:
     return "front_matter"
 
 
-def whole_file_document(source: SourceFile) -> Document:
+def whole_file_document(source: SourceFile, *, key: str | None = None) -> Document:
     """A file with no recognisable title is one document, titled by its first short line or its name."""
     cleaned = clean_lines(source.lines)
     title = Path(source.name).stem
@@ -630,7 +643,7 @@ def whole_file_document(source: SourceFile) -> Document:
     date = next((chinese_date_to_iso(line.text) for line in cleaned if not line.noise and _DATE_ONLY_LINE.match(strip_spaces(line.text))), None)
     city_match = CITY.search(title)
     return Document(
-        doc_id=f"{Path(source.name).stem}#1",
+        doc_id=f"{key or file_key(source.name)}#1",
         source=source.name,
         title=title,
         line_start=1,

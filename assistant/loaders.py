@@ -36,8 +36,11 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def read_source_file(path: Path) -> SourceFile:
-    """Decode ``path`` into lines (without terminators). Raises :class:`UnreadableFile`."""
+def read_source_file(path: Path, *, name: str | None = None) -> SourceFile:
+    """Decode ``path`` into lines (without terminators). Raises :class:`UnreadableFile`.
+
+    ``name`` is the file's name inside the corpus directory (default: ``path.name``).
+    """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnreadableFile(f"unsupported file type {suffix or '(no extension)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
@@ -58,7 +61,7 @@ def read_source_file(path: Path) -> SourceFile:
     if not text.strip():
         raise UnreadableFile("no text found (a scanned PDF without a text layer?)")
     return SourceFile(
-        name=path.name,
+        name=name or path.name,
         lines=tuple(split_lines(text)),
         sha256=hashlib.sha256(raw).hexdigest(),
         encoding=encoding,

@@ -116,3 +116,35 @@ def test_unsupported_suffix_raises(tmp_path):
     path.write_text("x", encoding="utf-8")
     with pytest.raises(UnreadableFile, match="unsupported"):
         read_source_file(path)
+
+
+def test_markdown_headings_and_subfolders(tmp_path):
+    (tmp_path / "2024").mkdir()
+    markdown = [
+        "# 鹤壁市人民政府办公室",
+        "## 关于开展资源产出率统计工作的通知",
+        "各县区人民政府、开发区管委会：",
+        "### 一、充分认识开展资源产出率统计工作的重要性",
+        "资源产出率是评价循环经济综合发展水平的核心指标。",
+        "### 二、工作要求",
+        "各县区要结合实际，统筹安排，认真抓好落实。",
+    ]
+    (tmp_path / "2024" / "notice.md").write_text("\n".join(markdown), encoding="utf-8")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.txt").write_text("ignored", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert [source.name for source in corpus.files] == ["2024/notice.md"]
+    document = corpus.documents[0]
+    assert (document.title, document.issuer) == ("鹤壁市人民政府办公室关于开展资源产出率统计工作的通知", "鹤壁市人民政府办公室")
+    clauses = corpus.clauses_of(document.doc_id)
+    assert [c.label for c in clauses] == ["正文", "一、", "二、"]
+    assert clauses[1].text.startswith("### 一、充分认识")  # quoted as written
+
+
+def test_files_with_the_same_stem_get_distinct_document_ids(tmp_path):
+    (tmp_path / "notice.txt").write_text("\n".join(NOTICE), encoding="utf-8")
+    (tmp_path / "notice.md").write_text("\n".join(NOTICE), encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    ids = [d.doc_id for d in corpus.documents]
+    assert len(set(ids)) == 2 and ids[0] == "notice#1"
+    assert len({c.clause_id for c in corpus.clauses}) == len(corpus.clauses)
