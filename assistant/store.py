@@ -8,6 +8,7 @@ Layout of ``index/<name>/``::
     documents.jsonl   one Document per line
     vectors.npy       (clauses, dimension) float32, unit rows, same order as clauses.jsonl
     bm25/             bm25s index files + the tokenizer's user dictionary
+    bm25_docs/        BM25 over whole documents (document prior of the hybrid mode)
     dense.faiss       only for an HNSW index (a flat index is rebuilt from vectors.npy in ms)
 
 A build writes everything into a temporary sibling directory and renames it into place, so a
@@ -41,6 +42,7 @@ CLAUSES = "clauses.jsonl"
 DOCUMENTS = "documents.jsonl"
 VECTORS = "vectors.npy"
 BM25_DIR = "bm25"
+DOC_BM25_DIR = "bm25_docs"
 DENSE = "dense.faiss"
 
 
@@ -116,6 +118,7 @@ def write_index(
     vectors: np.ndarray,
     lexical,
     dense,
+    doc_lexical=None,
 ) -> dict[str, Any]:
     """Write a complete index into a temp sibling dir, then rename it over ``index_dir``. Returns the manifest."""
     index_dir = Path(index_dir)
@@ -129,6 +132,8 @@ def write_index(
         _write_jsonl(tmp / DOCUMENTS, (document_to_json(d) for d in documents))
         np.save(tmp / VECTORS, np.ascontiguousarray(vectors, dtype=np.float32))
         lexical.save(tmp / BM25_DIR)
+        if doc_lexical is not None:
+            doc_lexical.save(tmp / DOC_BM25_DIR)
         if dense.kind != "flat":
             dense.save(tmp / DENSE)
         manifest = dict(manifest)
@@ -205,6 +210,7 @@ class StoredIndex:
     text_shas: list[str]
     lexical: Any
     dense: Any
+    doc_lexical: Any = None  # LexicalIndex over documents, rows in order of first appearance in clauses
 
 
 def load_index(index_dir: Path) -> StoredIndex:
@@ -226,6 +232,9 @@ def load_index(index_dir: Path) -> StoredIndex:
         if len(clauses) != manifest.get("clause_count"):
             raise ValueError(f"{len(clauses)} clauses, manifest says {manifest.get('clause_count')}")
         lexical = LexicalIndex.load(index_dir / BM25_DIR, len(clauses))
+        doc_lexical = None
+        if (index_dir / DOC_BM25_DIR).is_dir():
+            doc_lexical = LexicalIndex.load(index_dir / DOC_BM25_DIR, len({c.doc_id for c in clauses}))
         if (index_dir / DENSE).is_file():
             dense = DenseIndex.load(index_dir / DENSE, vectors)
         else:
@@ -236,4 +245,4 @@ def load_index(index_dir: Path) -> StoredIndex:
         raise AssistantError(
             f"the index at {index_dir} is corrupt or unreadable ({type(error).__name__}: {error}); {rebuild_hint(index_dir)}"
         ) from None
-    return StoredIndex(index_dir, manifest, clauses, documents, vectors, text_shas, lexical, dense)
+    return StoredIndex(index_dir, manifest, clauses, documents, vectors, text_shas, lexical, dense, doc_lexical)
