@@ -279,7 +279,12 @@ def document_line_roles(document: Document, cleaned: list[CleanLine]) -> list[st
             previous = _previous_body(roles, index)
             if previous is not None:
                 previous_text = strip_spaces(cleaned[previous].text)
-                if len(previous_text) <= 25 and (_ORG_LINE.search(previous_text) or not re.search(r"[，。；：]", previous_text)) and parse_heading(previous_text) is None:
+                if (
+                    len(previous_text) <= 25
+                    and (_ORG_LINE.search(previous_text) or not re.search(r"[，。；：:]", previous_text))
+                    and parse_heading(previous_text) is None
+                    and not previous_text.startswith("附件")
+                ):
                     roles[previous] = "signature"
     return roles
 

@@ -459,11 +459,11 @@ def _header_start(cleaned: list[CleanLine], block: TitleBlock, previous_end: int
             break
         text = strip_spaces(line.text)
         header_like = (
-            (_BANNER.match(text) and len(text) <= 40)
+            (_BANNER.match(text) and len(text) <= 80)  # "第五篇：鹤壁市人民政府办公室关于印发《…工"
             or (text.endswith("文件") and len(text) <= 30)
             or (DOC_NUMBER.search(text) and len(text) <= 40)
             or (_ORG_LINE.search(text) and len(text) <= 30 and not _SALUTATION.search(text))
-            or (text.startswith("【") and len(text) <= 30)
+            or (text.startswith("【") and "】" in text and len(text) <= 100)  # 【发布文号】…【发布日期】…
             or re.match(r"^附\s*件\s*\d*\s*[:：]?\s*$", text)
         )
         if not header_like:
