@@ -69,7 +69,8 @@ def clean_line(raw: str) -> CleanLine:
     """
     if not raw.strip():
         return CleanLine("", "blank")
-    if PAGE_MARKER_LINE.match(raw) or LONE_PAGE_NUMBER.match(raw.replace("\t", " ")):
+    # A lone number is a page number; "1\t\t\t" is the first cell of an empty table row.
+    if PAGE_MARKER_LINE.match(raw) or (LONE_PAGE_NUMBER.match(raw) and "\t" not in raw):
         return CleanLine("", "page_marker")
     repairs: list[str] = []
     text = raw
