@@ -128,7 +128,7 @@ def test_answer_json_shape():
 class AlteringComposer:
     """A deliberately broken composer: 'tidies up' the policy text it quotes."""
 
-    def compose(self, question, hits):
+    def compose(self, question, hits, **signals):
         answer = ExtractiveComposer().compose(question, hits)
         altered = [replace(q, text=q.text.replace("住房和城乡建设局", "住建局")) for q in answer.quotes]
         return Answer(question, answer.text.replace("住房和城乡建设局", "住建局"), False, altered, list(hits))
