@@ -86,6 +86,25 @@ def test_wrapped_lines_are_rejoined():
     assert (clauses[0].line_start, clauses[0].line_end) == (3, 5)
 
 
+def test_line_broken_at_a_page_end_is_rejoined_without_its_page_number():
+    lines = [
+        "鹤壁市人民政府办公室",
+        "关于开展资源产出率统计工作的通知",
+        "各县区人民政府、开发区管委会，市发改委、市统计局：",
+        "一、试点工作的目标和范围",
+        "（一）工作目标。通过主要资源实物消费量统计调查试点，探索地区层面资源产出率指标的统计核算方 1",
+        "法，为进一步完善循环经济统计评价指标体系奠定基础。",
+        "— 2 —",
+        "（二）工作范围。全市各县区。",
+    ]
+    clauses = _clauses(lines)
+    assert clauses[1].text == (
+        "一、试点工作的目标和范围\n（一）工作目标。通过主要资源实物消费量统计调查试点，"
+        "探索地区层面资源产出率指标的统计核算方法，为进一步完善循环经济统计评价指标体系奠定基础。\n（二）工作范围。全市各县区。"
+    )
+    assert (clauses[1].line_start, clauses[1].line_end) == (4, 8)
+
+
 def test_notice_hierarchy_and_bare_headings_live_in_the_path():
     body = "完善资金保障机制，" * 30
     lines = [

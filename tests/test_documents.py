@@ -107,6 +107,11 @@ def test_page_marker_before_a_title_is_cut_out():
     assert line.text == "（一）加强组织领导。全市企业服务年活动实行统一组织、上下联动、分级实施。"
     assert clean_line("增幅在20－30%（不含30%）的").text == "增幅在20－30%（不含30%）的"  # a range, not a marker
     assert clean_line("第一条第一条 为进一步规范督促检查工作程序").text == "第一条 为进一步规范督促检查工作程序"
+    assert clean_line("  12 ").noise == "page_marker"  # a lone page number
+    assert clean_line("1\t\t\t\t\t").text == "1"  # the first cell of an empty table row is kept
+    # A page number left at the end of a line the PDF broke mid-word.
+    assert clean_line("（一）工作目标。探索地区层面资源产出率指标的统计核算方 1").text.endswith("统计核算方")
+    assert clean_line("三门峡市人民政府关于嘉奖全市财税系统的通报\t15").text.endswith("\t15")  # a table cell
 
 
 def test_table_of_contents_and_editorial_board_are_not_documents():
