@@ -215,7 +215,7 @@ def _is_heading_only(paragraph: Paragraph) -> bool:
 
 def _continues(paragraph: Paragraph, line_text: str, previous_line_text: str) -> bool:
     """Should ``line_text`` be appended to ``paragraph`` (a line the PDF wrapped)?"""
-    if "\t" in line_text or "\t" in previous_line_text:
+    if _is_table_row(line_text) or _is_table_row(previous_line_text):
         return False  # table rows stay rows
     if _starts_heading(line_text):
         return False
@@ -232,8 +232,18 @@ def _continues(paragraph: Paragraph, line_text: str, previous_line_text: str) ->
         # "（二）抓好各项优惠政策落实，支持企业发展" is complete without a full stop; only a short
         # unpunctuated tail is its second line ("（五）拓宽直接融资渠道，加快推进科技型" + "企业上市融资").
         tail = strip_spaces(line_text)
-        return len(tail) <= 12 and not re.search(r"[，。；：、,.;:]", tail) and len(paragraph.text) + len(tail) <= 50
+        return (
+            len(tail) <= 12
+            and re.search(r"[\u4e00-\u9fff]", tail) is not None
+            and not re.search(r"[，。；：、,.;:|]", tail)
+            and len(paragraph.text) + len(tail) <= 50
+        )
     return len(strip_spaces(previous_line_text)) >= 20
+
+
+def _is_table_row(text: str) -> bool:
+    """A row of a tab-separated or Markdown table ("| a | b |", "- | | |", "|---|")."""
+    return "\t" in text or re.match(r"^(?:-\s*)?\|", text.strip()) is not None
 
 
 def _starts_heading(text: str) -> bool:
