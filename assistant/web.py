@@ -31,6 +31,7 @@ from typing import Any, Sequence
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from assistant.compose import (  # noqa: E402  (after the environment is set)
+    HENAN_CITIES,
     NOT_FOUND,
     answer_question,
     document_name,
@@ -60,10 +61,7 @@ EXAMPLE_QUESTIONS = (
 HITS_PER_QUESTION = 10
 
 # Cities and provinces a follow-up like 「那郑州呢？」 may name; the corpus adds its own at run time.
-HENAN_PLACES = (
-    "郑州", "开封", "洛阳", "平顶山", "安阳", "鹤壁", "新乡", "焦作", "濮阳", "许昌", "漯河",
-    "三门峡", "南阳", "商丘", "信阳", "周口", "驻马店", "济源", "河南",
-)
+HENAN_PLACES = (*HENAN_CITIES, "河南")
 PLACE_SUFFIXES = ("市", "省", "县", "区")
 
 # Words that name an aspect of a subject rather than a subject: 「申请条件呢？」 asks about the

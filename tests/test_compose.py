@@ -196,3 +196,34 @@ def test_generative_composer_without_quotes_abstains():
     post, _ = fake_endpoint({"summary": "无", "quotes": []})
     answer = compose("地源热泵谁管", hits(HEBI_ART4), composer=OpenAICompatibleComposer("http://x/v1", "m", post=post))
     assert answer.abstained and answer.quotes == []
+
+
+# --- abstention rule and city fit ------------------------------------------------------------------
+
+
+def test_other_citys_local_notice_is_not_quoted_for_the_city_asked_about():
+    answer = compose("郑州地源热泵系统由哪个部门负责管理", hits(HEBI_ART4, HEBI_ART6))
+    assert answer.abstained and answer.quotes == []
+    assert "其他城市" in answer.text and "郑州" in answer.text
+    # provincial notices apply everywhere, and the asked city's own notice is read further down
+    answer = compose("郑州满负荷生产奖励多少钱", hits(HEBI_ART4, HENAN_FULL_LOAD))
+    assert not answer.abstained and answer.quotes[0].clause_id == HENAN_FULL_LOAD.clause_id
+
+
+def test_dense_similarity_decides_only_when_evidence_is_weak():
+    from assistant.compose import MIN_DENSE_SIMILARITY, AbstentionSignals
+
+    weak = AbstentionSignals(coverage=0.45, relevance=0.4, top_score=1.0, modes_agree=True, dense_similarity=MIN_DENSE_SIMILARITY - 0.01)
+    assert weak.should_abstain()
+    assert not AbstentionSignals(0.45, 0.4, 1.0, True, MIN_DENSE_SIMILARITY + 0.01).should_abstain()
+    assert not AbstentionSignals(0.9, 0.8, 1.0, True, 0.1).should_abstain()  # strong word evidence wins
+    assert AbstentionSignals(0.2, 0.2, 1.0, True, 0.9).should_abstain()  # too little of the question found
+    strong = compose("地源热泵系统由哪个部门负责管理", hits(HEBI_ART4), dense_similarity=0.2)
+    assert not strong.abstained
+
+
+def test_everyday_words_count_as_the_official_ones():
+    from assistant.compose import QueryProfile
+
+    profile = QueryProfile.of("公司没招残疾人，残保金要交吗")
+    assert profile.coverage("用人单位安排残疾人就业未达到规定比例的缴纳残疾人就业保障金") > 0.9
