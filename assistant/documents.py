@@ -391,8 +391,7 @@ def split_documents(source: SourceFile, *, default_city: str | None = None, key:
     starts = [_header_start(cleaned, block, blocks[i - 1].end if i else -1) for i, block in enumerate(blocks)]
     noise: dict[int, str] = {}
     first = starts[0] if starts else len(cleaned)
-    for index in range(first):
-        noise[index + 1] = _front_matter_category(cleaned, index)
+    noise.update(front_matter_categories(cleaned[:first]))
     stem = key or file_key(source.name)
     file_city = default_city or _file_city(source, blocks)
     documents: list[Document] = []
@@ -616,13 +615,30 @@ def _document_city(title: str, meta: Metadata, file_city: str | None) -> str | N
     return file_city
 
 
-def _front_matter_category(cleaned: list[CleanLine], index: int) -> str:
-    line = cleaned[index]
-    if line.noise:
-        return line.noise
-    if _TOC_HEADING.match(line.text) or _TOC_ENTRY.search(line.text):
-        return "toc"
-    return "front_matter"
+def front_matter_categories(cleaned: list[CleanLine]) -> dict[int, str]:
+    """Categories of the lines before a file's first document (1-based line -> category).
+
+    A table of contents runs from its heading (目 录, CONTENTS) over section lines (一、国家、部委
+    政策, 【市政府文件】) and entries (titles, dot leaders, page numbers) until editorial matter
+    (《…公报》, 编委会, "主 任：…"); its lines are ``toc``, the rest (cover, preface, editorial
+    board, imprint) ``front_matter``.
+    """
+    categories: dict[int, str] = {}
+    in_toc = False
+    for index, line in enumerate(cleaned):
+        compact = strip_spaces(line.text)
+        if line.noise:
+            category = line.noise
+        elif _TOC_HEADING.match(line.text):
+            in_toc, category = True, "toc"
+        elif in_toc and (re.match(r"^《.*》$", compact) or "编委会" in compact or re.search(r"[：:]", compact)):
+            in_toc, category = False, "front_matter"
+        elif in_toc or _TOC_ENTRY.search(line.text):
+            category = "toc"
+        else:
+            category = "front_matter"
+        categories[index + 1] = category
+    return categories
 
 
 def whole_file_document(source: SourceFile, *, key: str | None = None) -> Document:
