@@ -1,0 +1,60 @@
+"""jieba + bigram BM25: tokenisation, user dictionary, normalisation, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from assistant.lexical import ChineseTokenizer, LexicalIndex, cjk_bigrams, corpus_terms
+from conftest import make_tiny_corpus
+
+
+def test_question_words_and_punctuation_are_dropped():
+    words = ChineseTokenizer(bigrams=False).tokenize_query("小微企业贷款能不能延期还本付息吗？怎么申请，有哪些条件")
+    for dropped in ("吗", "能不能", "怎么", "哪些", "？", "，"):
+        assert dropped not in words
+    assert {"小微企业", "贷款", "延期还本付息", "申请", "条件"} <= set(words)
+
+
+def test_domain_terms_stay_whole_and_keep_their_sub_words():
+    words = ChineseTokenizer(bigrams=False).tokenize("暂免征收残疾人就业保障金，支持专精特新企业，落实稳岗返还")
+    assert {"残疾人就业保障金", "保障金", "专精特新", "稳岗返还"} <= set(words)
+
+
+def test_abbreviation_adds_the_full_term():
+    words = ChineseTokenizer(bigrams=False).tokenize_query("残保金要交吗")
+    assert "残保金" in words and "残疾人就业保障金" in words
+
+
+def test_traditional_and_full_width_queries_tokenize_like_simplified():
+    tokenizer = ChineseTokenizer()
+    assert tokenizer.tokenize_query("小微企業貸款延期") == tokenizer.tokenize_query("小微企业贷款延期")
+    assert "2021" in tokenizer.tokenize_query("２０２１年") and "2021" in tokenizer.tokenize("2021年")
+
+
+def test_bigrams_bridge_different_word_cuts():
+    assert cjk_bigrams("每2年评选") == ["每", "年评", "评选"]
+    tokens = ChineseTokenizer().tokenize("市长质量奖每2年评选1届")
+    assert "_评选" in tokens and "_质量" in tokens
+
+
+def test_corpus_terms_come_from_titles_quotes_and_abbreviations():
+    terms = corpus_terms(
+        ["鹤壁市人民政府办公室关于开展资源产出率统计工作的通知"],
+        ["贯彻落实《循环经济促进法》", "支持“专精特新”企业", "郑州市会展工作管理办公室（以下简称“市会展办”）"],
+    )
+    assert {"资源产出率统计工作", "循环经济促进法", "专精特新", "市会展办"} <= set(terms)
+
+
+def test_bm25_ranks_the_clause_with_the_terms_first_and_survives_save_load(tmp_path):
+    corpus = make_tiny_corpus()
+    texts = [c.index_text for c in corpus.clauses]
+    tokenizer = ChineseTokenizer(corpus_terms([d.title for d in corpus.documents], texts))
+    index = LexicalIndex.build(texts, tokenizer)
+    scores = index.scores("公司没招残疾人，残保金要交吗")
+    assert "残疾人就业保障金" in corpus.clauses[int(np.argmax(scores))].text
+    assert not index.scores("吗？").any()  # nothing but question words: no match at all
+
+    index.save(tmp_path / "bm25")
+    reloaded = LexicalIndex.load(tmp_path / "bm25", len(texts))
+    np.testing.assert_allclose(reloaded.scores("公司没招残疾人，残保金要交吗"), scores)
+    assert reloaded.tokenizer.user_terms == tokenizer.user_terms

