@@ -458,6 +458,8 @@ def _header_start(cleaned: list[CleanLine], block: TitleBlock, previous_end: int
         if line.noise:
             break
         text = strip_spaces(line.text)
+        if line.table or STRUCTURE_START.match(text):
+            break  # a table-of-contents entry or a numbered item, not a 文号/issuer line
         header_like = (
             (_BANNER.match(text) and len(text) <= 80)  # "第五篇：鹤壁市人民政府办公室关于印发《…工"
             or (text.endswith("文件") and len(text) <= 30)

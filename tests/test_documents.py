@@ -137,3 +137,24 @@ def test_table_of_contents_and_editorial_board_are_not_documents():
     assert split.documents[0].line_start == 10
     assert split.noise[2] == "toc" and split.noise[5] == "toc" and split.noise[6] == "toc"
     assert split.noise[8] == "front_matter" and split.noise[9] == "front_matter"
+
+
+def test_compilation_table_of_contents_with_sections_and_tabs():
+    lines = [
+        "安阳市“万人助万企”活动",
+        "助企纾困政策汇编",
+        "目 录",
+        "一、国家、部委政策",
+        "1. 国务院关于印发扎实稳住经济一揽子政策措施的通知（国发〔2022〕12号）\t1",
+        "2. 国务院办公厅关于推动外贸保稳提质的意见（国办发〔2022〕18号）\t9",
+        "国务院",
+        "关于印发扎实稳住经济一揽子政策措施的通知",
+        "国发〔2022〕12号",
+        "各省、自治区、直辖市人民政府，国务院各部委、各直属机构：",
+        "现将《扎实稳住经济的一揽子政策措施》印发给你们，请认真贯彻落实。",
+    ]
+    split = _split(lines)
+    assert [(d.title, d.line_start, d.doc_number) for d in split.documents] == [
+        ("国务院关于印发扎实稳住经济一揽子政策措施的通知", 7, "国发〔2022〕12号")
+    ]
+    assert [split.noise[n] for n in range(1, 7)] == ["front_matter", "front_matter", "toc", "toc", "toc", "toc"]
