@@ -115,3 +115,21 @@ def test_bare_heading_lines_live_on_in_section_paths(corpus):
 def test_clauses_respect_the_size_bounds(corpus):
     over = [c for c in corpus.clauses if len(c.text) > corpus.max_chars + corpus.min_chars]
     assert not over, [(c.clause_id, len(c.text)) for c in over[:5]]
+
+
+def test_line_repairs_only_remove_page_markers_and_doubled_labels(corpus):
+    """What cleaning takes out of a line is dashes, digits and spaces of page markers, or a doubled
+    article label - never words."""
+    from assistant.documents import DOUBLED_LABEL
+
+    for source in corpus.files:
+        for number, (raw, line) in enumerate(zip(source.lines, clean_lines(source.lines)), 1):
+            if line.noise:
+                assert line.noise in ("blank", "page_marker")
+                assert not raw.strip() or set(raw.strip()) <= set("—–-－― 0123456789\t")
+                continue
+            removed = Counter(raw) - Counter(line.text)
+            if "doubled_label" in line.repairs:
+                label = DOUBLED_LABEL.match(raw).group(2)
+                removed -= Counter(label)
+            assert set(removed) <= set("—–-－― 0123456789\t\u3000"), (source.name, number, removed)
