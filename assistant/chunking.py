@@ -343,7 +343,9 @@ class Node:
     heading_count: int = 1  # leading paragraphs that are heading: 2 for "附件 1" + its title line
 
     def size(self) -> int:
-        return sum(len(p.text) for p in self.paragraphs) + sum(child.size() for child in self.children)
+        """Length of the subtree's text as a clause would hold it (paragraphs joined by newlines)."""
+        paragraphs = self.all_paragraphs()
+        return sum(len(p.text) for p in paragraphs) + max(len(paragraphs) - 1, 0)
 
     def all_paragraphs(self) -> list[Paragraph]:
         out = list(self.paragraphs)
