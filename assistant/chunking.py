@@ -255,6 +255,14 @@ def _starts_heading(text: str) -> bool:
 _COLOPHON_START = re.compile(r"^(?:抄\s*送|抄\s*报|主\s*送|（此件|\(此件|（共印|\(共印)|印\s*发\s*$|\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日\s*印\s*发")
 
 
+# The name of a gazette or compilation standing alone on a line inside a document, with its issue
+# number: a page header the PDF text layer kept. ("…政策汇编" inside a sentence has punctuation.)
+_RUNNING_HEADER = re.compile(
+    r"^[\u4e00-\u9fff“”《》]{2,24}(?:公报|汇编|简报|通讯|政报)》?"
+    r"(?:\d{4}年?)?(?:第\d{1,3}[期号])?(?:[（(]总第\d{1,4}[期号][）)])?$"
+)
+
+
 def document_line_roles(document: Document, cleaned: list[CleanLine]) -> list[str | None]:
     """Noise category per document line (index 0 = ``document.line_start``), None for body lines."""
     roles: list[str | None] = [line.noise for line in cleaned]
@@ -278,6 +286,9 @@ def document_line_roles(document: Document, cleaned: list[CleanLine]) -> list[st
                 roles[index] = "toc"
                 continue
             in_toc = False
+        if _RUNNING_HEADER.match(text):
+            roles[index] = "running_header"  # "三门峡市人民政府公报 2022年第6号" repeated on every page
+            continue
         if re.match(r"^附\s*件\s*\d*\s*[:：]?\s*$", text):
             colophon = False
         if _COLOPHON_START.match(text):
@@ -574,8 +585,8 @@ def _paragraphs(document: Document, cleaned: list[CleanLine], roles: list[str | 
     previous_text = ""
     for offset, line in enumerate(cleaned):
         role = roles[offset]
-        if role in ("blank", "page_marker"):
-            continue
+        if role in ("blank", "page_marker", "running_header"):
+            continue  # page furniture: a sentence runs on across it
         if role is not None:
             current = None  # header/signature/colophon lines end a paragraph
             continue

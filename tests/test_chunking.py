@@ -172,3 +172,15 @@ def test_size_bounds_are_parameters_and_ids_are_stable():
     again = load_corpus(corpus_dir, min_chars=20, max_chars=200)
     assert [c.clause_id for c in again.clauses] == [c.clause_id for c in small.clauses]
     assert CHUNKER_VERSION
+
+
+def test_running_header_inside_a_document_is_noise():
+    lines = [
+        *MEASURE_HEADER,
+        "第二条 本办法所称地源热泵系统是指以岩土体、地下水为低温热源，",
+        "三门峡市人民政府公报2022年第6号",
+        "由水源热泵机组组成的供热制冷系统。",
+    ]
+    analysis = _analysis(lines)
+    assert analysis.line_roles[5] == "running_header"
+    assert analysis.clauses[1].text == "第二条 本办法所称地源热泵系统是指以岩土体、地下水为低温热源，由水源热泵机组组成的供热制冷系统。"
