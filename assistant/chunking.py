@@ -63,7 +63,7 @@ from assistant.documents import (
 from assistant.types import Clause, Document
 
 # Bump when chunking changes what clauses come out, so indexes built by an older chunker are rebuilt.
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 DEFAULT_MIN_CHARS = 40
 DEFAULT_MAX_CHARS = 500
 
