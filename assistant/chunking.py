@@ -9,8 +9,9 @@
 Steps
 -----
 1. Line roles. Every line of the document gets a noise category or stays body: ``blank``,
-   ``page_marker``, ``doc_header`` (title, 文号, date, speaker lines - kept in :class:`Document`
-   fields), ``signature`` (落款 issuer and date), ``colophon`` (抄送/印发/共印 lines).
+   ``page_marker``, ``running_header`` (a gazette name + issue number alone on a line),
+   ``doc_header`` (title, 文号, date, speaker lines - kept in :class:`Document` fields), ``toc``
+   (a regulation's own 目录), ``signature`` (落款 issuer and date), ``colophon`` (抄送/印发/共印).
 2. Paragraphs. Body lines are re-joined where the PDF wrapped a sentence (the line ends without
    sentence punctuation and the next one is not a heading); several articles on one line
    (``…管理协议。第十二条 地源热泵系统…``) are split apart. A cross-reference (``依照本办法第十二条规定``,
@@ -27,9 +28,11 @@ Steps
    longer than ``max_chars`` is split into parts of about equal size, at paragraph breaks or
    sentence ends (。；！？), each part keeping label and path with ``part`` = 1, 2, ... (a tail
    shorter than ``min_chars`` joins the last part, so a part may exceed ``max_chars`` by less
-   than ``min_chars``). Articles never merge with each other, nor do a notice's 一、 sections. A heading never forms a clause alone: a heading with body text is in
-   that clause; a bare heading (``第二章 建设管理``, ``三、工作重点``) whose items are separate clauses
-   is carried in their ``section_path`` and its line is counted as ``heading``.
+   than ``min_chars``). Articles never merge with each other, nor do a notice's 一、 sections.
+   A heading never forms a clause alone: a heading with body text is in that clause; a bare item
+   heading (``三、工作重点``, ``（一）第一阶段：…（2022年2月底前）``) opens the text of the first
+   clause below it; a bare chapter/section/attachment title (``第二章 建设管理``) is carried in
+   the ``section_path`` of every clause below it and its line is counted as ``heading``.
 
 Line ownership (the coverage rule)
 ----------------------------------
