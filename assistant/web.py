@@ -178,7 +178,8 @@ def answer_markdown(answer: Answer, resolved_question: str | None = None) -> str
     if answer.notice:
         parts.append(f"*注意：{escape_markdown(answer.notice)}*")
     if answer.abstained:
-        parts.append(f"**{NOT_FOUND}。**")
+        first_line = answer.text.split("\n", 1)[0] if answer.text.startswith(NOT_FOUND) else f"{NOT_FOUND}。"
+        parts.append(f"**{escape_markdown(first_line)}**")
         if answer.hits:
             lines = ["可能相关（未必回答您的问题）："]
             for hit in answer.hits[:3]:
@@ -216,7 +217,7 @@ def highlight(text: str, terms: Sequence[str]) -> str:
     return "".join(out)
 
 
-def sources_html(question: str | None, hits: Sequence[Hit], quoted_ids: Sequence[str] = ()) -> str:
+def sources_html(question: str | None, hits: Sequence[Hit], quoted_ids: Sequence[str] = (), *, abstained: bool = False) -> str:
     """The sources panel: every retrieved clause with title, section, file:line, terms marked."""
     if not hits:
         return '<div class="sources-empty">提问后，这里会列出检索到的条款原文及出处。</div>'
@@ -233,7 +234,8 @@ def sources_html(question: str | None, hits: Sequence[Hit], quoted_ids: Sequence
             f'<span class="where">{section} — <code>{html.escape(location(c.source, c.line_start, c.line_end))}</code></span></summary>'
             f'<div class="clause-text">{highlight(c.text, terms)}</div></details>'
         )
-    return f'<div class="sources"><div class="sources-head">检索到的条款（{len(hits)}）</div>{"".join(items)}</div>'
+    head = f"检索到的条款（{len(hits)}）" + ("：未找到直接回答问题的规定，以下仅供参考" if abstained else "")
+    return f'<div class="sources"><div class="sources-head">{head}</div>{"".join(items)}</div>'
 
 
 CSS = """
@@ -304,7 +306,8 @@ def chat_turn(retriever, message: str, history: list[dict] | None, conversation:
         return "", history, conversation, None
     conversation["question"] = resolved
     history.append({"role": "assistant", "content": answer_markdown(answer, resolved if resolved != message else None)})
-    return "", history, conversation, sources_html(resolved, answer.hits, [q.clause_id for q in answer.quotes])
+    panel = sources_html(resolved, answer.hits, [q.clause_id for q in answer.quotes], abstained=answer.abstained)
+    return "", history, conversation, panel
 
 
 def build_app(retriever, *, composer=None):
