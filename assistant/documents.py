@@ -506,6 +506,8 @@ def header_end_index(cleaned: list[CleanLine], title_end: int, limit: int) -> in
             or (text.startswith(("——", "--")) and len(text) <= 60)
             or (text.startswith("【") and "】" in text and len(text) <= 80)
             or (re.match(r"^[（(].{0,30}[）)]$", text) and not STRUCTURE_START.match(text))
+            # "(2023年10月27日鹤壁市第十二届人民代表大会常务委员会第八次会议通过)"
+            or (re.match(r"^[（(].{0,60}[）)]$", text) is not None and (DATE_ARABIC.search(text) or DATE_CHINESE.search(text)) is not None)
             or (_ORG_LINE.search(text) and len(text) <= 25 and not _SALUTATION.search(text) and not STRUCTURE_START.match(text))
             or (re.search(r"\s(?:[\u4e00-\u9fff]\s?){2,4}$", line.text) and len(text) < 30 and not _SALUTATION.search(text) and not STRUCTURE_START.match(text))
             or (_is_title_piece(line.text) and len(text) <= 30 and probe == end + 1 and not _SALUTATION.search(text) and _looks_like_subtitle(cleaned, probe, limit))
