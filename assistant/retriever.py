@@ -130,7 +130,7 @@ class Retriever:
         for i, clause in enumerate(self.clauses):
             self._by_doc.setdefault(clause.doc_id, []).append(i)
         self._doc_city = {d.doc_id: d.city for d in self.documents}
-        doc_rows = {doc_id: n for n, doc_id in enumerate(self._by_doc)}  # same order as _document_tokens
+        doc_rows = {doc_id: n for n, doc_id in enumerate(self._by_doc)}  # same order as _document_ids
         self._clause_doc_row = np.array([doc_rows[c.doc_id] for c in self.clauses], dtype=np.int64)
         self._titles = [strip_spaces(normalize_for_matching(c.doc_title)) for c in self.clauses]
         self._sections = [strip_spaces(normalize_for_matching(" ".join(c.section_path))) for c in self.clauses]
@@ -200,20 +200,22 @@ class Retriever:
         progress: bool = True,
         force: bool = False,
         corpus=None,
+        embedder=None,
     ) -> Retriever:
         """Build (or update) the index of ``corpus_dir`` in ``index_dir``.
 
         Without ``force``: an index whose manifest matches the corpus file hashes, model and chunker is
         just opened; otherwise only clauses whose text the embedding cache has not seen are encoded.
-        With ``force`` everything is re-encoded. ``corpus`` may pass an already loaded Corpus.
+        With ``force`` everything is re-encoded. ``corpus`` may pass an already loaded Corpus and
+        ``embedder`` an already loaded Embedder (anything with encode/model_id/dimension).
         """
         from assistant.embedding import EmbeddingCache, load_embedder, text_sha
         from assistant.dense import DenseIndex
-        from assistant.lexical import ChineseTokenizer, LexicalIndex, corpus_terms
+        from assistant.lexical import ChineseTokenizer, LexicalIndex, corpus_terms, token_ids
 
         started = time.perf_counter()
         corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
-        embedder = load_embedder(model)
+        embedder = embedder or load_embedder(model)
         chunker = _chunker_version()
         if corpus is None:
             if not corpus_dir.is_dir():
@@ -260,9 +262,9 @@ class Retriever:
         encode_seconds = time.perf_counter() - started
 
         tokenizer = ChineseTokenizer(corpus_terms([d.title for d in corpus.documents], (c.text for c in clauses)))
-        clause_tokens = [tokenizer.tokenize(c.index_text) for c in clauses]
-        lexical = LexicalIndex.build([], tokenizer, tokens=clause_tokens)
-        doc_lexical = LexicalIndex.build([], tokenizer, tokens=_document_tokens(clauses, clause_tokens))
+        clause_ids, vocab = token_ids(tokenizer.tokenize(c.index_text) for c in clauses)
+        lexical = LexicalIndex.build([], tokenizer, ids=clause_ids, vocab=vocab)
+        doc_lexical = LexicalIndex.build([], tokenizer, ids=_document_ids(clauses, clause_ids), vocab=vocab)
         dense = DenseIndex.build(vectors)
         manifest = {
             "model_id": embedder.model_id,
@@ -443,12 +445,12 @@ def fuse(*, bm25_scores: np.ndarray, dense_scores: np.ndarray, bm25_ranks: np.nd
     return (bm25_weight * bm25_norm + dense_weight * dense_norm).astype(np.float32)
 
 
-def _document_tokens(clauses: Sequence[Clause], clause_tokens: Sequence[list[str]]) -> list[list[str]]:
-    """Token lists of whole documents (their clauses' tokens joined), in order of first appearance."""
-    documents: dict[str, list[str]] = {}
-    for clause, tokens in zip(clauses, clause_tokens):
-        documents.setdefault(clause.doc_id, []).extend(tokens)
-    return list(documents.values())
+def _document_ids(clauses: Sequence[Clause], clause_ids: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Token ids of whole documents (their clauses' ids joined), in order of first appearance."""
+    documents: dict[str, list[np.ndarray]] = {}
+    for clause, ids in zip(clauses, clause_ids):
+        documents.setdefault(clause.doc_id, []).append(ids)
+    return [np.concatenate(parts) for parts in documents.values()]
 
 
 def _seed_cache_from_index(cache, index_dir: Path) -> None:
