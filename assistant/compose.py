@@ -23,7 +23,7 @@ import math
 import re
 import sys
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable, Iterable, Protocol, Sequence
 
@@ -696,6 +696,71 @@ def _group_quotes(quotes: list[Quote], hits: Sequence[Hit]) -> list[Quote]:
     return sorted(quotes, key=lambda q: order[doc_of[q.clause_id]])
 
 
+# --- Source lines -------------------------------------------------------------------------------
+
+class LineLocator:
+    """Finds the exact source lines of a quote from its document's original lines.
+
+    Clause text re-joins wrapped lines and drops blank ones, so counting line breaks in it is
+    only an estimate; the document keeps the source lines, where the quote is looked up
+    (whitespace-insensitively, since PDF extraction scatters spaces).
+
+        >>> locator = LineLocator(retriever.documents)
+        >>> locator.lines(clause, "责任单位：市粮食局、市农委…")
+        (32, 34)
+    """
+
+    def __init__(self, documents: Iterable):
+        self._documents = {d.doc_id: d for d in documents}
+
+    def lines(self, clause: Clause, text: str) -> tuple[int, int] | None:
+        document = self._documents.get(clause.doc_id)
+        if document is None:
+            return None
+        first = max(clause.line_start, document.line_start)
+        last = min(clause.line_end, document.line_end)
+        chars: list[str] = []
+        line_of_char: list[int] = []
+        for number in range(first, last + 1):
+            for ch in document.lines[number - document.line_start]:
+                if not ch.isspace():
+                    chars.append(ch)
+                    line_of_char.append(number)
+        haystack = "".join(chars)
+        needle = strip_spaces(text)
+        if not needle:
+            return None
+        start = haystack.find(needle)
+        if start >= 0:
+            return line_of_char[start], line_of_char[start + len(needle) - 1]
+        # Noise removed inside the clause (a page footer): locate both ends separately.
+        head, tail = needle[:12], needle[-12:]
+        start, end = haystack.find(head), haystack.rfind(tail)
+        if start < 0 or end < start:
+            return None
+        return line_of_char[start], line_of_char[end + len(tail) - 1]
+
+
+def relocate_quotes(answer: Answer, locator: LineLocator, hits: Sequence[Hit]) -> Answer:
+    """Give each quote the exact source lines and re-render the answer text with them."""
+    if not answer.quotes:
+        return answer
+    clauses = {h.clause.clause_id: h.clause for h in hits}
+    quotes = []
+    for quote in answer.quotes:
+        clause = clauses.get(quote.clause_id)
+        found = locator.lines(clause, quote.text) if clause else None
+        if found and found != (quote.line_start, quote.line_end):
+            first, last = found
+            quote = replace(quote, line_start=first, line_end=last, citation=citation(clause, first, last))
+        quotes.append(quote)
+    if quotes == answer.quotes:
+        return answer
+    old_body = render_quotes(answer.quotes, hits)
+    text = answer.text.replace(old_body, render_quotes(quotes, hits)) if old_body in answer.text else answer.text
+    return replace(answer, quotes=quotes, text=text)
+
+
 # --- Verification -----------------------------------------------------------------------------
 
 _SHOWN_QUOTE_RE = re.compile(r"「([^「」]*)」")
@@ -730,6 +795,7 @@ def compose(
     *,
     notice: str | None = None,
     dense_similarity: float | None = None,
+    locator: LineLocator | None = None,
 ) -> Answer:
     """Compose with ``composer`` (default: extractive) and verify every quote; see module docstring.
 
@@ -739,6 +805,8 @@ def compose(
     hits = list(hits)
     signals = {} if dense_similarity is None else {"dense_similarity": dense_similarity}
     answer = (composer or ExtractiveComposer()).compose(question, hits, **signals)
+    if locator is not None:
+        answer = relocate_quotes(answer, locator, hits)
     verify_answer(answer, hits)
     if notice and not answer.notice:
         answer.notice = notice
@@ -768,7 +836,12 @@ def answer_question(retriever, question: str, *, k: int = 10, filters: dict | No
     prepared = prepare_query(question)
     hits = retriever.search(prepared.text, k=k, filters=filters)
     return compose(
-        prepared.text, hits, composer, notice=prepared.notice, dense_similarity=dense_similarity(retriever, prepared.text, filters)
+        prepared.text,
+        hits,
+        composer,
+        notice=prepared.notice,
+        dense_similarity=dense_similarity(retriever, prepared.text, filters),
+        locator=LineLocator(getattr(retriever, "documents", None) or []),
     )
 
 

@@ -227,3 +227,39 @@ def test_everyday_words_count_as_the_official_ones():
 
     profile = QueryProfile.of("公司没招残疾人，残保金要交吗")
     assert profile.coverage("用人单位安排残疾人就业未达到规定比例的缴纳残疾人就业保障金") > 0.9
+
+
+# --- exact source lines ---------------------------------------------------------------------------------
+
+
+def test_locator_finds_the_source_lines_across_blank_and_wrapped_lines():
+    from assistant.compose import LineLocator
+    from assistant.types import Document
+    from compose_fixtures import clause
+
+    source_lines = (
+        "（三）落实相关部门粮食安全职责",
+        "",
+        "市有关部门细化职责分工，建立健全配套措施，形成工作合力。",
+        "",
+        "责任单位：市粮食局、市农委、市发展改革委、",
+        "",
+        "中国农业发展银行河南省分行营业部（列第一位的为牵头单位，下同）",
+    )
+    document = Document("002#1", ZZ_GRAIN.source, "郑州市…实施意见", 28, 34, source_lines, doc_number="郑政〔2016〕24号")
+    text = (
+        "（三）落实相关部门粮食安全职责\n市有关部门细化职责分工，建立健全配套措施，形成工作合力。\n"
+        "责任单位：市粮食局、市农委、市发展改革委、中国农业发展银行河南省分行营业部（列第一位的为牵头单位，下同）"
+    )
+    grain3 = clause("002#1:1.3", text, doc_id="002#1", source=ZZ_GRAIN.source, title="郑州市…实施意见",
+                    label="一、（三）", line_start=28, doc_number="郑政〔2016〕24号")
+    grain3 = replace(grain3, line_end=34)
+    hs = hits(grain3)
+    without = compose("粮食安全的责任单位是谁", hs)
+    located = compose("粮食安全的责任单位是谁", hs, locator=LineLocator([document]))
+    first = located.quotes[0]
+    assert first.text.startswith("责任单位：")
+    assert (first.line_start, first.line_end) == (32, 34)  # counting line breaks alone says 30
+    assert without.quotes[0].line_start == 30
+    assert first.citation.endswith(f"{ZZ_GRAIN.source}:32-34") and f"{ZZ_GRAIN.source}:32-34" in located.text
+    assert LineLocator([]).lines(grain3, first.text) is None
