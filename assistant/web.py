@@ -341,7 +341,7 @@ def build_app(retriever, *, composer=None):
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
                     label="对话",
-                    height=560,
+                    height=480,
                     elem_id="chat",
                     buttons=["copy"],
                     feedback_options=None,
@@ -356,9 +356,8 @@ def build_app(retriever, *, composer=None):
                         autofocus=True,
                     )
                     send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
-                with gr.Row():
-                    gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=[question], label="示例问题（点击填入）")
-                new_chat = gr.Button("新对话", variant="secondary", size="sm", elem_id="new-chat")
+                    new_chat = gr.Button("新对话", variant="secondary", scale=1, min_width=80, elem_id="new-chat")
+                gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=[question], label="示例问题（点击填入，再按发送）")
             with gr.Column(scale=2):
                 with gr.Accordion("筛选范围（可选）", open=False):
                     files = gr.Dropdown(choices=file_choices, value=[], multiselect=True, label="文件", elem_id="filter-file")
@@ -370,6 +369,9 @@ def build_app(retriever, *, composer=None):
         question.submit(respond, inputs, outputs, api_visibility="private")
         send.click(respond, inputs, outputs, api_visibility="private")
         new_chat.click(new_conversation, None, outputs, api_visibility="private")
+        # The chat's own trash button starts over too (else a follow-up would resolve against
+        # a question no longer on screen).
+        chatbot.clear(new_conversation, None, outputs, api_visibility="private")
         gr.api(ask_api, api_name="ask")
     return app
 
