@@ -156,5 +156,10 @@ def test_gradio_client_ask_endpoint(bundled_retriever):
         assert {h["source"] for h in filtered["hits"]} == {"002_009ccee41da37f96.txt"}
         with pytest.raises(Exception, match="empty"):
             client.predict("  ", [], [], api_name="/ask")
+        # Many users at once: every answer belongs to its own question.
+        questions = ["地源热泵系统由哪个部门负责管理", "小微企业贷款能延期还本付息吗", "专精特新中小企业什么时候更新企业信息"] * 3
+        jobs = [client.submit(q, [], [], api_name="/ask") for q in questions]
+        for question, job in zip(questions, jobs):
+            assert job.result(timeout=120)["question"] == question
     finally:
         app.close()
