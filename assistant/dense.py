@@ -24,6 +24,14 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 
 
+def _single_thread_search() -> None:
+    """One query vector at a time: FAISS's OpenMP threads only add overhead, and on a busy 2-core
+    machine spinning threads made a 25k-vector flat search 21 ms instead of 2.5 ms."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 class DenseIndex:
     def __init__(self, index, vectors: np.ndarray):
         self.index = index
@@ -46,13 +54,17 @@ class DenseIndex:
         dimension = vectors.shape[1]
         kind = kind or ("hnsw" if len(vectors) > HNSW_THRESHOLD else "flat")
         if kind == "hnsw":
+            from assistant.embedding import encoder_threads
+
             index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             index.hnsw.efSearch = HNSW_EF_SEARCH
+            faiss.omp_set_num_threads(encoder_threads())  # building the graph does use threads well
         else:
             index = faiss.IndexFlatIP(dimension)
         if len(vectors):
             index.add(vectors)
+        _single_thread_search()
         return cls(index, vectors)
 
     def search(self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -87,4 +99,5 @@ class DenseIndex:
             raise ValueError(f"FAISS index holds {index.ntotal} vectors, expected {len(vectors)}")
         if "HNSW" in type(index).__name__:
             faiss.downcast_index(index).hnsw.efSearch = HNSW_EF_SEARCH
+        _single_thread_search()
         return cls(index, vectors)

@@ -211,7 +211,7 @@ class Retriever:
         """
         from assistant.embedding import EmbeddingCache, load_embedder, text_sha
         from assistant.dense import DenseIndex
-        from assistant.lexical import ChineseTokenizer, LexicalIndex, corpus_terms, token_ids
+        from assistant.lexical import ChineseTokenizer, LexicalIndex, TokenCache, corpus_terms, token_ids
 
         started = time.perf_counter()
         corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
@@ -262,7 +262,9 @@ class Retriever:
         encode_seconds = time.perf_counter() - started
 
         tokenizer = ChineseTokenizer(corpus_terms([d.title for d in corpus.documents], (c.text for c in clauses)))
-        clause_ids, vocab = token_ids(tokenizer.tokenize(c.index_text) for c in clauses)
+        token_cache = TokenCache(None if force else embedding_cache_dir(index_dir), tokenizer)
+        clause_ids, vocab = token_ids(token_cache.tokenize([c.index_text for c in clauses]))
+        token_cache.save()
         lexical = LexicalIndex.build([], tokenizer, ids=clause_ids, vocab=vocab)
         doc_lexical = LexicalIndex.build([], tokenizer, ids=_document_ids(clauses, clause_ids), vocab=vocab)
         dense = DenseIndex.build(vectors)

@@ -12,6 +12,7 @@ from assistant.embedding import (
     EmbeddingCache,
     UseModule,
     available_threads,
+    encoder_threads,
     default_model_id,
     load_embedder,
     text_sha,
@@ -54,10 +55,14 @@ def test_default_embedder_is_use_through_sentence_transformers():
 
 def test_threads_follow_the_cores_this_process_may_use(monkeypatch):
     monkeypatch.delenv("ASSISTANT_THREADS", raising=False)
-    assert available_threads() == min(8, len(os.sched_getaffinity(0)))
-    monkeypatch.setenv("ASSISTANT_THREADS", "1")
-    assert available_threads() == 1
-    assert UseModule().threads == 1
+    cores = min(8, len(os.sched_getaffinity(0)))
+    assert available_threads() == cores
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.0, 0.0))
+    assert encoder_threads() == cores  # idle machine: every core (not the package default of 4)
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(cores + 3), 0.0, 0.0))
+    assert encoder_threads() == 1  # busy machine: spinning BLAS threads would stall each other
+    monkeypatch.setenv("ASSISTANT_THREADS", "2")
+    assert encoder_threads() == 2 and UseModule().threads == 2
 
 
 def test_use_module_saves_and_loads_as_a_sentence_transformer(tmp_path):
