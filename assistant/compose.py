@@ -868,7 +868,22 @@ def cli_ask(args) -> int:
     if answer.notice:
         print(f"注意 / notice: {answer.notice}", file=sys.stderr)
     print(answer.text)
+    if answer.quotes:
+        print(full_clauses_text(answer))
     return 0
+
+
+def full_clauses_text(answer: Answer) -> str:
+    """The quoted clauses in full, below the short answer, so a quote can be read in context."""
+    quoted = list(dict.fromkeys(q.clause_id for q in answer.quotes))
+    clauses = {h.clause.clause_id: h.clause for h in answer.hits}
+    if not quoted:
+        return ""
+    parts = ["", "—— 引用条款全文 ——"]
+    for clause_id in quoted:
+        clause = clauses[clause_id]
+        parts += ["", f"【{citation(clause, clause.line_start, clause.line_end)}】", clause.text]
+    return "\n".join(parts)
 
 
 # --- Calibration of the abstention threshold ----------------------------------------------------

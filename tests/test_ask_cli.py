@@ -30,6 +30,9 @@ def test_ask_prints_quotes_with_citations(bundled_index):
     assert result.returncode == 0, result.stderr
     assert "鹤壁市地源热泵系统建设应用管理暂行办法" in result.stdout
     assert "「" in result.stdout and "000_ed0d53ce87970edb.txt:5" in result.stdout
+    # the full clause follows the short answer
+    full = result.stdout.split("引用条款全文", 1)[1]
+    assert "市规划、国土资源、水利、电力、环保、质量技术监督等部门按照各自职责" in full
 
 
 @pytest.mark.slow
