@@ -18,7 +18,6 @@ go through the same verbatim check.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 import sys
@@ -76,8 +75,6 @@ MIN_EVIDENCE_COVERAGE = 0.35
 WEAK_EVIDENCE_COVERAGE = 0.5
 MIN_DENSE_SIMILARITY = 0.45
 COVERAGE_ONLY_THRESHOLD = 0.4
-
-_log = logging.getLogger(__name__)
 
 # Cities whose notices the corpus may hold. A question naming one of them is not answered from
 # another city's local notice (「郑州…」 must not get 鹤壁's rule as its answer); notices whose
