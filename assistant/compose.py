@@ -780,7 +780,8 @@ def verify_answer(answer: Answer, hits: Iterable[Hit]) -> Answer:
     quoted = {q.text for q in answer.quotes}
     for match in _SHOWN_QUOTE_RE.finditer(answer.text):
         shown = match.group(1)
-        if shown not in quoted and not any(shown in c.text for c in clauses.values()):
+        # (a title quoting a name in 「」 is shown verbatim too)
+        if shown not in quoted and not any(shown in c.text or shown in c.doc_title for c in clauses.values()):
             raise QuoteVerificationError(f"answer text shows 「{shown}」, which is not verbatim in any retrieved clause")
     return answer
 
