@@ -254,7 +254,8 @@ def _limit_torch_threads() -> None:
 class EmbeddingCache:
     """Vectors keyed by (model id, sha of text), kept in one .npz per model in a cache directory.
 
-    A rebuild after a small corpus change encodes only texts the cache has not seen.
+    A rebuild after a small corpus change encodes only texts the cache has not seen. Vectors live
+    in one matrix (not one array per text) so a x100 corpus costs its vectors' size once.
 
     >>> cache = EmbeddingCache(Path("index/.embedding-cache"), embedder.model_id, embedder.dimension)
     >>> vectors = cache.encode(embedder, texts)   # encodes only the misses
@@ -265,7 +266,8 @@ class EmbeddingCache:
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.model_id = model_id
         self.dimension = dimension
-        self.vectors: dict[str, np.ndarray] = {}
+        self.rows: dict[str, int] = {}
+        self.matrix = np.zeros((0, dimension), dtype=np.float32)
         self.hits = 0
         self.misses = 0
         self._dirty = False
@@ -278,6 +280,9 @@ class EmbeddingCache:
         slug = hashlib.sha256(self.model_id.encode()).hexdigest()[:16]
         return self.cache_dir / f"embeddings-{slug}.npz"
 
+    def __contains__(self, key: str) -> bool:
+        return key in self.rows
+
     def _load(self) -> None:
         path = self.path
         if path is None or not path.is_file():
@@ -286,15 +291,21 @@ class EmbeddingCache:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 keys, matrix = data["keys"], data["vectors"]
-            if meta.get("model_id") != self.model_id or matrix.shape[1:] != (self.dimension,):
+            if meta.get("model_id") != self.model_id or matrix.shape[1:] != (self.dimension,) or len(keys) != len(matrix):
                 return
-            self.vectors = {str(k): matrix[i] for i, k in enumerate(keys)}
+            self.rows = {str(k): i for i, k in enumerate(keys)}
+            self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         except Exception:  # a damaged cache is only a slower build, never an error
-            self.vectors = {}
+            self.rows, self.matrix = {}, np.zeros((0, self.dimension), dtype=np.float32)
 
     def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        for key, vector in zip(keys, vectors):
-            self.vectors[key] = vector
+        new = [(k, v) for k, v in zip(keys, vectors) if k not in self.rows]
+        if not new:
+            return
+        start = len(self.matrix)
+        self.matrix = np.concatenate([self.matrix, np.stack([v for _, v in new]).astype(np.float32)])
+        for offset, (key, _) in enumerate(new):
+            self.rows[key] = start + offset
         self._dirty = True
 
     def encode(self, embedder: Embedder, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
@@ -302,34 +313,22 @@ class EmbeddingCache:
         keys = [text_sha(t) for t in texts]
         missing: dict[str, str] = {}
         for key, text in zip(keys, texts):
-            if key not in self.vectors and key not in missing:
+            if key not in self.rows and key not in missing:
                 missing[key] = text
         self.misses = len(missing)
         self.hits = len(set(keys)) - self.misses
         if missing:
             encoded = embedder.encode(list(missing.values()), progress=progress)
             self.add(list(missing.keys()), encoded)
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, key in enumerate(keys):
-            out[i] = self.vectors[key]
-        return out
-
-    def prune(self, keep: set[str]) -> None:
-        """Forget vectors for texts no longer in the corpus, so the cache does not grow forever."""
-        stale = [k for k in self.vectors if k not in keep]
-        for key in stale:
-            del self.vectors[key]
-        self._dirty = self._dirty or bool(stale)
+        return self.matrix[np.fromiter((self.rows[k] for k in keys), dtype=np.int64, count=len(keys))]
 
     def save(self) -> None:
         path = self.path
         if path is None or not self._dirty:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        keys = list(self.vectors)
-        matrix = np.stack([self.vectors[k] for k in keys]) if keys else np.zeros((0, self.dimension), np.float32)
+        keys = sorted(self.rows, key=self.rows.get)
         tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-        np.savez(tmp, keys=np.array(keys), vectors=matrix.astype(np.float32),
-                 meta=np.array(json.dumps({"model_id": self.model_id})))
+        np.savez(tmp, keys=np.array(keys), vectors=self.matrix, meta=np.array(json.dumps({"model_id": self.model_id})))
         os.replace(tmp, path)
         self._dirty = False

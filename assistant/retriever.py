@@ -259,6 +259,8 @@ class Retriever:
         if force:  # still leave a fresh cache behind for the next incremental build
             cache.cache_dir = embedding_cache_dir(index_dir)
             cache._dirty = True
+        cache.save()
+        del cache  # its matrix can be as large as the index's vectors: free it before BM25 is built
         encode_seconds = time.perf_counter() - started
 
         tokenizer = ChineseTokenizer(corpus_terms([d.title for d in corpus.documents], (c.text for c in clauses)))
@@ -279,7 +281,6 @@ class Retriever:
         manifest = write_index(index_dir, manifest=manifest, clauses=clauses, text_shas=shas,
                                documents=list(corpus.documents), vectors=vectors, lexical=lexical, dense=dense,
                                doc_lexical=doc_lexical)
-        cache.save()
         stored = StoredIndex(index_dir, manifest, clauses, list(corpus.documents), vectors, shas, lexical, dense, doc_lexical)
         retriever = cls(stored, embedder)
         retriever.build_stats = {
@@ -354,10 +355,11 @@ class Retriever:
         return rows, scores[rows]
 
     def _hybrid(self, text: str, k: int, allowed: np.ndarray | None) -> list[Hit]:
+        pool = max(CANDIDATES, k)
         bm25_all = self._bm25_scores(text, allowed)
-        bm25_rows = self._top(bm25_all, CANDIDATES)
+        bm25_rows = self._top(bm25_all, pool)
         query_vector = self.encode_query(text)
-        _, dense_rows = self.dense.search(query_vector, CANDIDATES, allowed=allowed)
+        _, dense_rows = self.dense.search(query_vector, pool, allowed=allowed)
         candidates = np.unique(np.concatenate([bm25_rows, dense_rows])) if len(bm25_rows) or len(dense_rows) else np.zeros(0, np.int64)
         if len(candidates) == 0:
             return []
@@ -465,9 +467,9 @@ def _seed_cache_from_index(cache, index_dir: Path) -> None:
         return
     if vectors.ndim != 2 or vectors.shape != (len(shas), cache.dimension):
         return
-    new = [(s, v) for s, v in zip(shas, vectors) if s and s not in cache.vectors]
-    if new:
-        cache.add([s for s, _ in new], np.stack([v for _, v in new]))
+    keep = [n for n, s in enumerate(shas) if s and s not in cache]
+    if keep:
+        cache.add([shas[n] for n in keep], vectors[keep])
 
 
 # --- CLI ------------------------------------------------------------------------------------------

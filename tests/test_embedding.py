@@ -113,4 +113,4 @@ def test_cache_encodes_only_texts_it_has_not_seen(tmp_path):
     assert (reopened.misses, reopened.hits) == (1, 1)
     np.testing.assert_array_equal(again[0], first[0])
     other_model = EmbeddingCache(tmp_path, "another-model", embedder.dimension)
-    assert text_sha("第一条 甲") not in other_model.vectors  # keyed by model id too
+    assert text_sha("第一条 甲") not in other_model  # keyed by model id too
