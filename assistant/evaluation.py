@@ -453,36 +453,46 @@ def fetch_hits(search: SearchFn, question: str, k: int, budget: int = max(CHAR_B
         depth = min(depth * 3, limit)
 
 
-def _load_compose():
+def _load_composer(retriever) -> Callable[[str, list[Hit]], Answer] | None:
+    """Compose answers exactly as `ask` and the chat page do: the same abstention signals (the
+    question's dense similarity to its nearest clause) and the same quote line lookup."""
     try:
-        from assistant.compose import compose
+        from assistant.compose import LineLocator, compose, dense_similarity
     except ImportError as error:
         if error.name in ("assistant.compose",):
             return None
         raise
-    return compose
+    locator = LineLocator(retriever.documents)
+
+    def compose_like_ask(question: str, hits: list[Hit]) -> Answer:
+        return compose(question, hits, dense_similarity=dense_similarity(retriever, question), locator=locator)
+
+    return compose_like_ask
 
 
-def make_searchers(modes: list[str], index_dir: Path, corpus_dir: Path) -> dict[str, SearchFn]:
-    """One ``search(question, k) -> list[Hit]`` per mode; loads (or builds) only what the modes need."""
+def make_searchers(modes: list[str], retriever, corpus_dir: Path) -> dict[str, SearchFn]:
+    """One ``search(question, k) -> list[Hit]`` per mode (the baseline is built here from the corpus)."""
     searchers: dict[str, SearchFn] = {}
-    if any(mode in RETRIEVER_MODES for mode in modes):
-        try:
-            from assistant.retriever import Retriever
-        except ImportError as error:
-            if error.name != "assistant.retriever":
-                raise
-            raise AssistantError("the retriever (assistant/retriever.py) is missing; run --mode baseline") from error
-        retriever = Retriever.load_or_build(index_dir, corpus_dir)
-        for mode in modes:
-            if mode in RETRIEVER_MODES:
-                searchers[mode] = lambda q, k, _mode=mode: retriever.search(q, k=k, mode=_mode)
+    for mode in modes:
+        if mode in RETRIEVER_MODES:
+            searchers[mode] = lambda q, k, _mode=mode: retriever.search(q, k=k, mode=_mode)
     if "baseline" in modes:
         from assistant.baseline import BaselineRetriever
 
         baseline = BaselineRetriever.build(corpus_dir)
         searchers["baseline"] = baseline.search
     return searchers
+
+
+def load_retriever(index_dir: Path, corpus_dir: Path):
+    """The index used for retrieval modes and for composing answers (built on first use)."""
+    try:
+        from assistant.retriever import Retriever
+    except ImportError as error:
+        if error.name != "assistant.retriever":
+            raise
+        raise AssistantError("the retriever (assistant/retriever.py) is missing; run --mode baseline") from error
+    return Retriever.load_or_build(index_dir, corpus_dir)
 
 
 def evaluate(
@@ -754,10 +764,11 @@ def cli_eval(args) -> int:
     items = load_qa(args.qa, corpus_dir)
     modes = list(ALL_MODES) if args.mode == "all" else [args.mode]
     out_dir = Path(args.out) if args.out else default_out_dir()
-    compose = _load_compose()
+    retriever = load_retriever(index_dir, corpus_dir)
+    compose = _load_composer(retriever)
     if compose is None:
         print("note: assistant.compose is not available; answer metrics are skipped", file=sys.stderr)
-    searchers = make_searchers(modes, index_dir, corpus_dir)
+    searchers = make_searchers(modes, retriever, corpus_dir)
     command = (
         f"python -m assistant eval --qa {args.qa} --index {args.index} --corpus {args.corpus} "
         f"--mode {args.mode} -k {args.k}" + (f" --out {args.out}" if args.out else "")
