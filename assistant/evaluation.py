@@ -16,7 +16,7 @@ False
 
 Validate a Q&A file on its own (what tests/test_qa_file.py does):
 
-    python -m assistant.evaluation eval/qa_parts/e1.jsonl
+    python -m assistant.evaluation my_questions.jsonl
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ CORPUS = REPO / "corpus"
 @pytest.fixture(scope="module")
 def qa_items() -> list[QAItem]:
     if not QA_FILE.is_file():
-        pytest.fail(f"{QA_FILE} is missing: merge the parts with `cat eval/qa_parts/*.jsonl > eval/qa.jsonl`")
+        pytest.fail(f"{QA_FILE} is missing: it is the bundled eval set, restore it from git")
     items, problems = check_qa_file(QA_FILE, CORPUS)
     assert not problems, "\n".join(problems[:30])
     return items
