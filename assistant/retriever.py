@@ -16,7 +16,8 @@ step: the clause's *document* counts, through a BM25 over whole documents (title
 path + text), added as 0.3 x (document score / best document score). Titles and section paths are
 also part of every clause's index_text, so both modes already see them per clause.
 
-Chosen by measurement (eval/qa_parts, 305 questions / 283 answerable, chunker defaults 40/500):
+Chosen by measurement on the eval set (284 answerable questions, chunker defaults 40/500).
+First with textbook BM25 (k1=1.2, b=0.75), comparing fusions:
 
     mode / fusion                               hit@1  hit@5  hit@10  MRR@10  hit@1000ch
     bm25 (jieba + bigrams)                      0.655  0.877  0.915   0.747   0.863
@@ -25,8 +26,16 @@ Chosen by measurement (eval/qa_parts, 305 questions / 283 answerable, chunker de
     RRF k=60, 0.6 / 0.4                         0.549  0.831  0.901   0.670   0.835
     score 0.5 / 0.5                             0.620  0.898  0.937   0.734   0.873
     score 0.7 / 0.3                             0.648  0.898  0.930   0.756   0.887
-    score 0.7 / 0.3 + document prior 0.3        0.655  0.908  0.937   0.761   0.898   <- default
+    score 0.7 / 0.3 + document prior 0.3        0.655  0.908  0.937   0.761   0.898
     score 0.8 / 0.2 + document prior 0.5        0.676  0.901  0.930   0.768   0.891
+
+then, with the fusion fixed at 0.7 / 0.3 + document prior 0.3, BM25 k1=0.5 b=0.5 (see
+assistant/lexical.py), as reported by ``python -m assistant eval --mode all``:
+
+    hybrid (default)                            0.701  0.930  0.954   0.797   0.919
+    bm25                                        0.697  0.894  0.930   0.782   0.880
+    dense                                       0.335  0.616  0.718   0.449   0.644
+    baseline (500-char splitter + BM25)         0.606  0.831  0.884   0.701   0.736
 
 Rank fusion loses because the USE ranking is much weaker than BM25's: equal-weight RRF lets its
 noise outvote BM25, while score fusion lets a confident BM25 match stand. A title / section-path
