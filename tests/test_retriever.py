@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from assistant.errors import AssistantError
 from assistant.retriever import MAX_QUERY_CHARS, Retriever, fuse, prepare_query
 from assistant.text import strip_spaces
 from conftest import make_tiny_corpus
-
-import numpy as np
 
 
 @pytest.fixture(scope="module")
