@@ -21,7 +21,9 @@ import json
 import math
 import re
 import sys
+import threading
 import urllib.request
+import weakref
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable, Iterable, Protocol, Sequence
@@ -53,28 +55,60 @@ RANK_PRIOR = 0.5
 FACT_BONUS = 0.1
 
 # --- Abstention -----------------------------------------------------------------------------
-# Two signals decide whether the retrieved clauses answer the question at all:
+# Three signals decide whether the retrieved clauses answer the question at all:
 #   coverage: share (by characters) of the question's content terms found in the best sentence
 #     plus its clause's document title and section path (among the top clauses that can apply to
 #     the city asked about);
 #   dense similarity: cosine between the question and its nearest clause by the dense encoder
-#     (absolute, unlike the fused hybrid score, which is normalised per query).
-# Abstain when coverage < MIN_EVIDENCE_COVERAGE, or when coverage < WEAK_EVIDENCE_COVERAGE and
-# the dense similarity < MIN_DENSE_SIMILARITY. Without a dense similarity (a caller passing bare
-# hits), coverage < COVERAGE_ONLY_THRESHOLD alone decides.
-# Measured on eval/qa.jsonl (284 answerable, 21 unanswerable), chunker v3, bundled USE model:
-#   python -m assistant.compose --index index/default --qa eval/qa.jsonl
-#   both signals:   abstains on 14/21 = 67 % of unanswerable, 6/284 = 2.1 % of answerable
-#   (15/21 = 71 % is reachable with WEAK_EVIDENCE_COVERAGE 0.55, at 13/284 = 4.6 % answerable;
-#   the lower rate of wrongly refused real questions was preferred)
-#   coverage only (< 0.40): about 29 % of unanswerable, 3 % of answerable; at 0.45: 52 % / 5.6 %.
-# The issue's target (>= 80 % at <= 5 %) is NOT met: the unanswerable questions that get through
-# share their words with a real clause (「鹤壁民营企业投诉专线电话号码」 matches the 条例 draft's
-# complaint clause); telling them apart needs a reader, not word overlap.
+#     (absolute, unlike the fused hybrid score, which is normalised per query);
+#   key-term coverage: the question's topic terms (see :func:`key_terms`) found anywhere in the
+#     top KEY_TERM_CLAUSES clauses, each weighted by its corpus IDF, so a rare topic word the
+#     corpus lacks (个人养老金, 网约车, 产假, 高温津贴, 起步价) outweighs the common words around it;
+#     read together with the dense rank of the first hit: when the dense encoder does not put
+#     the hybrid winner near its own top, the winner came from word overlap alone.
+# Abstain when
+#   coverage < MIN_EVIDENCE_COVERAGE, or
+#   coverage < WEAK_EVIDENCE_COVERAGE and dense similarity < MIN_DENSE_SIMILARITY, or
+#   key-term coverage < MIN_KEY_TERM_COVERAGE and the first hit's dense rank >= DENSE_RANK_DISAGREEMENT
+#     (or absent from the dense candidates) and dense similarity < KEY_TERM_DENSE_SIMILARITY.
+# Without a dense similarity (a caller passing bare hits), coverage < COVERAGE_ONLY_THRESHOLD
+# alone decides; without corpus term rarity (compose() called without term_rarity), the third
+# test is skipped.
+# Measured on eval/qa.jsonl (284 answerable, 37 unanswerable), chunker v3, bundled USE model:
+#   python -m assistant index build --index /tmp/f_index
+#   python -m assistant.compose --index /tmp/f_index --qa eval/qa.jsonl
+#   in-sample, this rule: abstains on 30/37 = 81 % of unanswerable, 12/284 = 4.2 % of answerable;
+#   without the key-term test: 25/37 = 68 % at 9/284 = 3.2 % (the older rule, coverage < 0.5 and
+#   similarity < 0.45: 67 % of the first 21 unanswerable at 2.1 %).
+#   Cross-validated (the command re-chooses all six thresholds on each training part from
+#   CALIBRATION_GRID, most unanswerable abstention at <= 5 % answerable, and applies them to the
+#   held-out part): leave-one-out 27/37 = 73 % at 12/284 = 4.2 %; stratified 5-fold, 5 seeds,
+#   25-27/37 = 68-73 % at 10-12/284 = 3.5-4.2 %. So expect about 70 %, not 81 %, on new questions;
+#   the issue's 80 % is met in-sample only.
+#   A true held-out check: the key-term test was designed on the first 21 unanswerable questions;
+#   of the 16 added afterwards (u-001..u-016) a version with the then-chosen thresholds abstained
+#   on 11/16 = 69 %.
+# Neighbourhood (in-sample unanswerable/answerable abstentions when one threshold moves):
+#   DENSE_RANK_DISAGREEMENT 8..30: 30/12 throughout; MIN_KEY_TERM_COVERAGE 0.55/0.65: 29/12, 30/14;
+#   KEY_TERM_DENSE_SIMILARITY 0.46/0.50: 29/11, 30/13; MIN_DENSE_SIMILARITY 0.41/0.45: 29/9, 30/16;
+#   WEAK_EVIDENCE_COVERAGE 0.50: 29/9 (78 % at 3.2 %, the cautious alternative).
+# Still answered: questions whose every word is in a real clause (「鹤壁民营企业投诉专线电话号码」
+# matches the 条例 draft's complaint clause, 「条例从哪天开始施行」 a draft without a date,
+# 「现在首套房的房贷利率」 a housing-loan clause); telling them apart needs a reader, not word
+# overlap. A "the asked-for fact is missing" test (date, amount …) was measured and rejected: the
+# top 3 sentences lack the fact for 41 answerable questions as well as 5 unanswerable ones.
 MIN_EVIDENCE_COVERAGE = 0.35
-WEAK_EVIDENCE_COVERAGE = 0.5
-MIN_DENSE_SIMILARITY = 0.45
+WEAK_EVIDENCE_COVERAGE = 0.55
+MIN_DENSE_SIMILARITY = 0.43
 COVERAGE_ONLY_THRESHOLD = 0.4
+MIN_KEY_TERM_COVERAGE = 0.6
+DENSE_RANK_DISAGREEMENT = 15
+KEY_TERM_DENSE_SIMILARITY = 0.48
+KEY_TERM_CLAUSES = 5
+# Characters that mark a jieba fragment of colloquial phrasing (几家, 能贷, 县里, 时候, 要攒够,
+# 说了算) rather than a topic term; such fragments are absent from any notice, so they must not
+# count as missing topics. Without this filter the rule refuses 19/284 answerable (6.7 %), not 12.
+_FUNCTION_CHARS = frozenset("几哪能想要了吗呢不里谁啥么去来会还再就才都得过给让把被跟时候怎多最可以")
 
 # Cities whose notices the corpus may hold. A question naming one of them is not answered from
 # another city's local notice (「郑州…」 must not get 鹤壁's rule as its answer); notices whose
@@ -93,7 +127,9 @@ class Composer(Protocol):
     """Anything that turns a question and its retrieved hits into an :class:`Answer`.
 
     ``signals`` are optional retrieval facts a composer may use or ignore (keyword arguments;
-    today ``dense_similarity``: cosine of the question to its nearest clause, or None).
+    today ``dense_similarity``: cosine of the question to its nearest clause, or None; and
+    ``term_rarity``: a :class:`TermRarity` of the corpus, or None; :func:`retrieval_signals`
+    gives both).
     """
 
     def compose(self, question: str, hits: Sequence[Hit], **signals) -> Answer: ...
@@ -157,6 +193,14 @@ EVERYDAY_WORDS = {
 }
 
 
+def term_forms(term: str) -> tuple[str, ...]:
+    """The spellings that count as finding a question term: itself, its full form (残保金 ->
+    残疾人就业保障金) and the official words for an everyday one (公司 -> 企业, 单位)."""
+    from assistant.lexical import ABBREVIATIONS
+
+    return (term, ABBREVIATIONS.get(term, term), *EVERYDAY_WORDS.get(term, ()))
+
+
 def _bigrams(compact_text: str) -> set[str]:
     return {compact_text[i : i + 2] for i in range(len(compact_text) - 1)}
 
@@ -185,19 +229,13 @@ class QueryProfile:
         return cls(question, _compact(normalize_query(question)), terms, bigrams, tuple(fact_kinds(question)))
 
     def coverage(self, compact_text: str) -> float:
-        from assistant.lexical import ABBREVIATIONS
-
         content = [False] * len(self.compact)
         found = [False] * len(self.compact)
         for term in self.terms:
             start = self.compact.find(term)
             if start < 0:
                 continue  # an expansion the user did not type
-            present = (
-                term in compact_text
-                or ABBREVIATIONS.get(term, term) in compact_text
-                or any(word in compact_text for word in EVERYDAY_WORDS.get(term, ()))
-            )
+            present = any(form in compact_text for form in term_forms(term))
             while start >= 0:
                 for i in range(start, start + len(term)):
                     content[i] = True
@@ -370,6 +408,87 @@ def score_sentences(question: str, hits: Sequence[Hit], clauses_to_read: int = C
     return scored
 
 
+# --- Key terms and their rarity in the corpus ----------------------------------------------------
+
+def key_terms(profile: QueryProfile) -> list[str]:
+    """The question's topic terms: content terms of 2+ characters that are not colloquial fragments.
+
+    >>> key_terms(QueryProfile.of("三门峡女职工产假一共有多少天"))
+    ['三门', '三门峡', '职工', '女职工', '产假', '一共']
+    >>> key_terms(QueryProfile.of("郑州积分落户要攒够多少分"))  # 要攒够 is phrasing, not a topic
+    ['郑州', '积分', '落户']
+    """
+    return [t for t in profile.terms if len(t) >= 2 and not _FUNCTION_CHARS.intersection(t)]
+
+
+class TermRarity:
+    """Corpus IDF of question terms, counted by substring over every clause (title, section, text).
+
+    Substring counting finds a term however jieba would cut the clause; a term the corpus never
+    uses (in any of its :func:`term_forms`) gets the highest IDF.
+
+        >>> rarity = TermRarity(retriever.clauses)   # or term_rarity(retriever), cached
+        >>> rarity.idf("产假") > rarity.idf("企业")
+        True
+    """
+
+    def __init__(self, clauses: Iterable[Clause]):
+        self._texts = [_compact(c.doc_title + "".join(c.section_path) + c.text) for c in clauses]
+        self._idf: dict[str, float] = {}
+
+    def document_frequency(self, term: str) -> int:
+        return max(sum(form in text for text in self._texts) for form in term_forms(term))
+
+    def idf(self, term: str) -> float:
+        if term not in self._idf:  # a benign race under concurrent requests: same value twice
+            self._idf[term] = math.log((len(self._texts) + 1) / (self.document_frequency(term) + 0.5))
+        return self._idf[term]
+
+
+_RARITY_BY_RETRIEVER: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_RARITY_LOCK = threading.Lock()
+
+
+def term_rarity(retriever) -> TermRarity | None:
+    """The :class:`TermRarity` of a retriever's clauses, built once per retriever (None without clauses)."""
+    clauses = getattr(retriever, "clauses", None)
+    if not clauses:
+        return None
+    with _RARITY_LOCK:
+        try:
+            rarity = _RARITY_BY_RETRIEVER.get(retriever)
+        except TypeError:  # not weak-referenceable: build without caching
+            return TermRarity(clauses)
+        if rarity is None:
+            rarity = _RARITY_BY_RETRIEVER[retriever] = TermRarity(clauses)
+        return rarity
+
+
+def key_term_coverage(question: str | QueryProfile, hits: Sequence[Hit], rarity: TermRarity | None) -> float | None:
+    """IDF-weighted share of the question's key terms found in the top KEY_TERM_CLAUSES hits.
+
+    None when it cannot be told (no corpus rarity, or no key terms in the question).
+    """
+    profile = question if isinstance(question, QueryProfile) else QueryProfile.of(question)
+    terms = key_terms(profile)
+    if rarity is None or not terms:
+        return None
+    body = "|".join(_compact(h.clause.doc_title + "".join(h.clause.section_path) + h.clause.text) for h in hits[:KEY_TERM_CLAUSES])
+    weights = {t: rarity.idf(t) for t in terms}
+    total = sum(weights.values())
+    found = sum(w for t, w in weights.items() if any(form in body for form in term_forms(t)))
+    return found / total if total > 0 else None
+
+
+def top_hit_dense_rank(hits: Sequence[Hit]) -> float | None:
+    """Dense-mode rank of the first hit: math.inf when the dense search did not return it at all,
+    None when no dense search ran (bm25-only hits, hand-made hits without ranks)."""
+    if not hits or "dense" not in (hits[0].ranks or {}):
+        return None
+    rank = hits[0].ranks["dense"]
+    return math.inf if rank is None else float(rank)
+
+
 @dataclass(frozen=True)
 class AbstentionSignals:
     """What the abstain/answer decision looks at (also logged by calibration)."""
@@ -379,13 +498,28 @@ class AbstentionSignals:
     top_score: float  # retriever score of the first hit
     modes_agree: bool  # the first hit is ranked by every retrieval mode that ran
     dense_similarity: float | None = None  # question vs nearest clause, dense encoder cosine
+    key_term_coverage: float | None = None  # IDF-weighted key terms found in the top clauses
+    top_dense_rank: float | None = None  # dense rank of the first hit (inf: not among dense candidates)
 
     def should_abstain(self) -> bool:
         if self.dense_similarity is None:
             return self.coverage < COVERAGE_ONLY_THRESHOLD
         if self.coverage < MIN_EVIDENCE_COVERAGE:
             return True
-        return self.coverage < WEAK_EVIDENCE_COVERAGE and self.dense_similarity < MIN_DENSE_SIMILARITY
+        if self.coverage < WEAK_EVIDENCE_COVERAGE and self.dense_similarity < MIN_DENSE_SIMILARITY:
+            return True
+        return self.key_topic_missing()
+
+    def key_topic_missing(self) -> bool:
+        """The question's rare topic words are missing from the top clauses, and the dense encoder
+        neither ranks the first hit near its top nor finds any clause close to the question."""
+        if self.key_term_coverage is None or self.top_dense_rank is None or self.dense_similarity is None:
+            return False
+        return (
+            self.key_term_coverage < MIN_KEY_TERM_COVERAGE
+            and self.top_dense_rank >= DENSE_RANK_DISAGREEMENT
+            and self.dense_similarity < KEY_TERM_DENSE_SIMILARITY
+        )
 
 
 def abstention_signals(
@@ -393,11 +527,18 @@ def abstention_signals(
     hits: Sequence[Hit],
     scored: Sequence[ScoredSentence] | None = None,
     dense_similarity: float | None = None,
+    *,
+    term_rarity: TermRarity | None = None,
+    all_hits: Sequence[Hit] | None = None,
 ) -> AbstentionSignals:
+    """Signals for ``hits`` (the clauses that fit the city asked about); ``all_hits`` (default
+    ``hits``) is the unfiltered retrieval, whose first hit's dense rank is read."""
     if scored is None:
         scored = score_sentences(question, hits)
+    first = list(all_hits if all_hits is not None else hits)
+    dense_rank = top_hit_dense_rank(first)
     if not hits or not scored:
-        return AbstentionSignals(0.0, 0.0, float(hits[0].score) if hits else 0.0, False, dense_similarity)
+        return AbstentionSignals(0.0, 0.0, float(hits[0].score) if hits else 0.0, False, dense_similarity, None, dense_rank)
     ranks = hits[0].ranks or {}
     modes_agree = bool(ranks) and all(r is not None for r in ranks.values())
     return AbstentionSignals(
@@ -406,6 +547,8 @@ def abstention_signals(
         top_score=float(hits[0].score),
         modes_agree=modes_agree,
         dense_similarity=dense_similarity,
+        key_term_coverage=key_term_coverage(question, hits, term_rarity),
+        top_dense_rank=dense_rank,
     )
 
 
@@ -492,13 +635,21 @@ class ExtractiveComposer:
         self.max_quotes = max_quotes
         self.clauses_to_read = clauses_to_read
 
-    def compose(self, question: str, hits: Sequence[Hit], *, dense_similarity: float | None = None, **_signals) -> Answer:
+    def compose(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        dense_similarity: float | None = None,
+        term_rarity: TermRarity | None = None,
+        **_signals,
+    ) -> Answer:
         hits = list(hits)
         asked_cities = cities_named(normalize_query(question))
         # Read the best clauses that can apply to the city asked about, further down if need be.
         fitting = [h for h in hits if clause_fits_cities(h.clause, asked_cities)]
         scored = score_sentences(question, fitting, self.clauses_to_read)
-        signals = abstention_signals(question, fitting, scored, dense_similarity)
+        signals = abstention_signals(question, fitting, scored, dense_similarity, term_rarity=term_rarity, all_hits=hits)
         if signals.should_abstain():
             text = render_possibly_related(hits, cities=asked_cities)
             return Answer(question=question, text=text, abstained=True, hits=hits)
@@ -793,15 +944,21 @@ def compose(
     *,
     notice: str | None = None,
     dense_similarity: float | None = None,
+    term_rarity: TermRarity | None = None,
     locator: LineLocator | None = None,
 ) -> Answer:
     """Compose with ``composer`` (default: extractive) and verify every quote; see module docstring.
 
-    ``dense_similarity`` (see :func:`dense_similarity`) sharpens the abstain/answer decision;
-    :func:`answer_question` supplies it.
+    ``dense_similarity`` (see :func:`dense_similarity`) and ``term_rarity`` (see :func:`term_rarity`)
+    sharpen the abstain/answer decision; :func:`answer_question` supplies both, and
+    ``compose(q, hits, **retrieval_signals(retriever, q))`` does the same for other callers.
     """
     hits = list(hits)
-    signals = {} if dense_similarity is None else {"dense_similarity": dense_similarity}
+    signals = {
+        name: value
+        for name, value in (("dense_similarity", dense_similarity), ("term_rarity", term_rarity))
+        if value is not None
+    }
     answer = (composer or ExtractiveComposer()).compose(question, hits, **signals)
     if locator is not None:
         answer = relocate_quotes(answer, locator, hits)
@@ -838,9 +995,18 @@ def answer_question(retriever, question: str, *, k: int = 10, filters: dict | No
         hits,
         composer,
         notice=prepared.notice,
-        dense_similarity=dense_similarity(retriever, prepared.text, filters),
         locator=LineLocator(getattr(retriever, "documents", None) or []),
+        **retrieval_signals(retriever, prepared.text, filters),
     )
+
+
+def retrieval_signals(retriever, question: str, filters: dict | None = None) -> dict:
+    """The keyword signals :func:`compose` takes from the retriever (dense similarity, corpus term
+    rarity), so every caller abstains exactly as `ask` does::
+
+        answer = compose(question, hits, **retrieval_signals(retriever, question), locator=locator)
+    """
+    return {"dense_similarity": dense_similarity(retriever, question, filters), "term_rarity": term_rarity(retriever)}
 
 
 def dense_similarity(retriever, question: str, filters: dict | None = None) -> float | None:
@@ -894,9 +1060,12 @@ def calibration_rows(retriever, qa_items: Iterable[dict], k: int = 10) -> list[d
         cities = cities_named(normalize_query(item["question"]))
         fitting = [h for h in hits if clause_fits_cities(h.clause, cities)]
         similarity = dense_similarity(retriever, item["question"])
-        signals = abstention_signals(item["question"], fitting, score_sentences(item["question"], fitting), similarity)
+        rarity = term_rarity(retriever)
+        signals = abstention_signals(
+            item["question"], fitting, score_sentences(item["question"], fitting), similarity, term_rarity=rarity, all_hits=hits
+        )
         evidence = [_compact(e) for e in item.get("evidence") or []]
-        answer = compose(item["question"], hits, dense_similarity=similarity)
+        answer = compose(item["question"], hits, dense_similarity=similarity, term_rarity=rarity)
         quoted_clauses = {q.clause_id for q in answer.quotes}
         supported = any(
             any(e and e in _compact(h.clause.text) for e in evidence) for h in hits if h.clause.clause_id in quoted_clauses
@@ -924,26 +1093,87 @@ def _calibrate_main(argv: list[str] | None = None) -> int:
         with open(args.dump, "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    answerable = [r for r in rows if r["answerable"]]
-    unanswerable = [r for r in rows if not r["answerable"]]
-    print(f"{len(answerable)} answerable, {len(unanswerable)} unanswerable")
-    print("coverage-only threshold  abstain(unanswerable)  abstain(answerable)")
-    for t in [x / 20 for x in range(4, 17)]:
-        ua = sum(r["coverage"] < t for r in unanswerable) / max(1, len(unanswerable))
-        aa = sum(r["coverage"] < t for r in answerable) / max(1, len(answerable))
-        print(f"{t:23.2f}  {ua:21.1%}  {aa:19.1%}")
-    print("with dense similarity < s when coverage < WEAK_EVIDENCE_COVERAGE:")
-    for s in [x / 100 for x in range(35, 56, 2)]:
-        def abstains(r):
-            return r["coverage"] < MIN_EVIDENCE_COVERAGE or (r["coverage"] < WEAK_EVIDENCE_COVERAGE and (r["dense_similarity"] or 0) < s)
-        ua = sum(map(abstains, unanswerable)) / max(1, len(unanswerable))
-        aa = sum(map(abstains, answerable)) / max(1, len(answerable))
-        print(f"{s:23.2f}  {ua:21.1%}  {aa:19.1%}")
-    answered = [r for r in answerable if not r["abstained"]]
-    print(f"current: abstain {sum(r['abstained'] for r in unanswerable)}/{len(unanswerable)} unanswerable, "
-          f"{sum(r['abstained'] for r in answerable)}/{len(answerable)} answerable; "
-          f"quotes contain the evidence clause in {sum(r['quote_has_evidence'] for r in answered)}/{len(answered)} answered")
+    report_calibration(rows)
     return 0
+
+
+# The grid the calibration searches (and cross-validation re-searches on each training part):
+# (MIN_EVIDENCE_COVERAGE, WEAK_EVIDENCE_COVERAGE, MIN_DENSE_SIMILARITY, MIN_KEY_TERM_COVERAGE,
+#  DENSE_RANK_DISAGREEMENT, KEY_TERM_DENSE_SIMILARITY); 1.0 for the last switches the key-term
+# test's similarity condition off.
+CALIBRATION_GRID = (
+    (0.35, 0.4), (0.45, 0.5, 0.55), (0.41, 0.43, 0.45, 0.47), (0.45, 0.5, 0.55, 0.6, 0.65), (10, 15, 20, 30), (0.42, 0.44, 0.46, 0.48, 0.5, 1.0),
+)
+MAX_FALSE_ABSTENTION = 0.05  # the issue's bound on abstaining for answerable questions
+
+
+def rule_decisions(rows: Sequence[dict], thresholds: Sequence[tuple]):
+    """Abstain/answer for every row (columns) under every threshold tuple (rows of the result), as :meth:`AbstentionSignals.should_abstain`."""
+    import numpy as np
+
+    coverage = np.array([r["coverage"] for r in rows], float)
+    has_similarity = np.array([r["dense_similarity"] is not None for r in rows])
+    similarity = np.array([r["dense_similarity"] if r["dense_similarity"] is not None else 1.0 for r in rows], float)
+    key_cov = np.array([r["key_term_coverage"] if r.get("key_term_coverage") is not None else 1.0 for r in rows], float)
+    dense_rank = np.array([r["top_dense_rank"] if r.get("top_dense_rank") is not None else 0.0 for r in rows], float)
+    out = []
+    for a, b, s, w, d, s2 in thresholds:
+        with_similarity = (coverage < a) | ((coverage < b) & (similarity < s)) | ((key_cov < w) & (dense_rank >= d) & (similarity < s2))
+        out.append(np.where(has_similarity, with_similarity, coverage < COVERAGE_ONLY_THRESHOLD))
+    return np.array(out)
+
+
+def _best_thresholds(decisions, answerable, train) -> int:
+    """Index of the thresholds abstaining on most unanswerable training rows at <= MAX_FALSE_ABSTENTION."""
+    import numpy as np
+
+    ua = decisions[:, train & ~answerable].mean(axis=1)
+    fa = decisions[:, train & answerable].mean(axis=1)
+    return int(np.argmax(np.where(fa <= MAX_FALSE_ABSTENTION, ua - 0.3 * fa, -1.0)))
+
+
+def report_calibration(rows: Sequence[dict], seeds: int = 5) -> None:
+    """Print the current rule's rates, the best in-sample thresholds, and cross-validated rates."""
+    import itertools
+
+    import numpy as np
+
+    answerable = np.array([r["answerable"] for r in rows])
+    n_a, n_u = int(answerable.sum()), int((~answerable).sum())
+
+    def rates(decided) -> str:
+        u, a = int(decided[~answerable].sum()), int(decided[answerable].sum())
+        return f"unanswerable {u}/{n_u} = {u / max(1, n_u):.0%}, answerable {a}/{n_a} = {a / max(1, n_a):.1%}"
+
+    print(f"{n_a} answerable, {n_u} unanswerable")
+    current = (MIN_EVIDENCE_COVERAGE, WEAK_EVIDENCE_COVERAGE, MIN_DENSE_SIMILARITY, MIN_KEY_TERM_COVERAGE, DENSE_RANK_DISAGREEMENT, KEY_TERM_DENSE_SIMILARITY)
+    print(f"current rule {current}: abstains on {rates(rule_decisions(rows, [current])[0])}")
+    without_key = current[:3] + (0.0, math.inf, 0.0)
+    print(f"  without the key-term test: {rates(rule_decisions(rows, [without_key])[0])}")
+    print(f"  composed answers: abstained on {rates(np.array([r['abstained'] for r in rows]))}")
+    grid = list(itertools.product(*CALIBRATION_GRID))
+    decisions = rule_decisions(rows, grid)
+    everyone = np.ones(len(rows), bool)
+    best = _best_thresholds(decisions, answerable, everyone)
+    print(f"best in-sample on the grid {grid[best]}: {rates(decisions[best])}")
+    held_out = np.zeros(len(rows), bool)
+    for i in range(len(rows)):
+        train = everyone.copy()
+        train[i] = False
+        held_out[i] = decisions[_best_thresholds(decisions, answerable, train), i]
+    print(f"leave-one-out (thresholds re-chosen without the held-out question): {rates(held_out)}")
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        fold = np.zeros(len(rows), int)
+        for label in (True, False):
+            members = np.flatnonzero(answerable == label)
+            rng.shuffle(members)
+            fold[members] = np.arange(len(members)) % 5
+        for f in range(5):
+            held_out[fold == f] = decisions[_best_thresholds(decisions, answerable, fold != f), fold == f]
+        print(f"stratified 5-fold, seed {seed}: {rates(held_out)}")
+    answered = [r for r in rows if r["answerable"] and not r["abstained"]]
+    print(f"quotes contain the evidence clause in {sum(r['quote_has_evidence'] for r in answered)}/{len(answered)} answered")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from assistant.compose import (
 )
 from assistant.types import Answer, Quote
 from compose_fixtures import (
+    ALL_CLAUSES,
     HEBI_ART4,
     HEBI_ART6,
     HEBI_ART20,
@@ -263,3 +264,68 @@ def test_locator_finds_the_source_lines_across_blank_and_wrapped_lines():
     assert without.quotes[0].line_start == 30
     assert first.citation.endswith(f"{ZZ_GRAIN.source}:32-34") and f"{ZZ_GRAIN.source}:32-34" in located.text
     assert LineLocator([]).lines(grain3, first.text) is None
+
+
+# --- key-term abstention (rare topic words missing from the top clauses) ------------------------------
+
+
+def test_key_terms_keep_topic_words_and_drop_colloquial_fragments():
+    from assistant.compose import QueryProfile, key_terms
+
+    assert "产假" in key_terms(QueryProfile.of("三门峡女职工产假一共有多少天"))
+    assert key_terms(QueryProfile.of("郑州积分落户要攒够多少分")) == ["郑州", "积分", "落户"]
+    assert not {"几家", "时候"} & set(key_terms(QueryProfile.of("郑州有几家炼钢企业，什么时候关停")))
+
+
+def test_term_rarity_ranks_a_word_the_corpus_lacks_above_a_common_one():
+    from assistant.compose import TermRarity
+
+    rarity = TermRarity(ALL_CLAUSES)
+    assert rarity.document_frequency("地源热泵") == 3 and rarity.document_frequency("高温津贴") == 0
+    assert rarity.idf("高温津贴") > rarity.idf("责任单位") > rarity.idf("地源热泵")
+    assert rarity.document_frequency("残保金") == rarity.document_frequency("残疾人就业保障金")  # full form counts
+
+
+# The first hit came from word overlap only (absent from the dense candidates) and the dense
+# similarity (0.45) is too high for the similarity test alone: the key-term test decides.
+WORD_ONLY_RANKS = {"hybrid": 1, "bm25": 1, "dense": None}
+
+
+def test_question_whose_rare_key_term_is_absent_from_the_hits_abstains():
+    from assistant.compose import TermRarity
+
+    question = "鹤壁地源热泵系统用户能领高温津贴吗"  # 高温津贴: in no clause
+    retrieved = hits(HEBI_ART6, HEBI_ART4, ranks=WORD_ONLY_RANKS)
+    without_rarity = compose(question, retrieved, dense_similarity=0.45)
+    assert not without_rarity.abstained  # coverage alone (地源热泵系统 found) would quote 第六条
+    answer = compose(question, retrieved, dense_similarity=0.45, term_rarity=TermRarity(ALL_CLAUSES))
+    assert answer.abstained and answer.quotes == []
+    assert answer.text.startswith(NOT_FOUND) and "第六条" in answer.text  # shown as possibly related
+
+
+def test_question_whose_key_terms_are_all_in_the_hits_is_answered():
+    from assistant.compose import TermRarity
+
+    answer = compose(
+        "鹤壁地源热泵系统用电有什么优惠政策",
+        hits(HEBI_ART6, HEBI_ART4, ranks=WORD_ONLY_RANKS),
+        dense_similarity=0.45,
+        term_rarity=TermRarity(ALL_CLAUSES),
+    )
+    assert not answer.abstained and answer.quotes[0].clause_id == HEBI_ART6.clause_id
+
+
+def test_key_term_test_needs_the_dense_encoder_to_disagree_too():
+    from assistant.compose import DENSE_RANK_DISAGREEMENT, KEY_TERM_DENSE_SIMILARITY, MIN_KEY_TERM_COVERAGE, AbstentionSignals
+
+    def signals(key_coverage, dense_rank, similarity):
+        return AbstentionSignals(0.6, 0.5, 1.0, True, similarity, key_coverage, dense_rank)
+
+    low = MIN_KEY_TERM_COVERAGE - 0.1
+    assert signals(low, float("inf"), KEY_TERM_DENSE_SIMILARITY - 0.01).should_abstain()
+    assert signals(low, DENSE_RANK_DISAGREEMENT, KEY_TERM_DENSE_SIMILARITY - 0.01).should_abstain()
+    assert not signals(low, 1, KEY_TERM_DENSE_SIMILARITY - 0.01).should_abstain()  # dense agrees on the top hit
+    assert not signals(low, float("inf"), KEY_TERM_DENSE_SIMILARITY + 0.01).should_abstain()  # a close clause exists
+    assert not signals(MIN_KEY_TERM_COVERAGE + 0.1, float("inf"), 0.44).should_abstain()  # the topic words are there
+    assert not signals(None, float("inf"), 0.44).should_abstain()  # no corpus rarity: test skipped
+    assert not signals(low, None, 0.44).should_abstain()  # no dense ranks: test skipped
