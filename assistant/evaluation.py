@@ -455,9 +455,10 @@ def fetch_hits(search: SearchFn, question: str, k: int, budget: int = max(CHAR_B
 
 def _load_composer(retriever) -> Callable[[str, list[Hit]], Answer] | None:
     """Compose answers exactly as `ask` and the chat page do: the same abstention signals (the
-    question's dense similarity to its nearest clause) and the same quote line lookup."""
+    question's dense similarity to its nearest clause, the corpus rarity of its terms) and the same
+    quote line lookup."""
     try:
-        from assistant.compose import LineLocator, compose, dense_similarity
+        from assistant.compose import LineLocator, compose, retrieval_signals
     except ImportError as error:
         if error.name in ("assistant.compose",):
             return None
@@ -465,7 +466,7 @@ def _load_composer(retriever) -> Callable[[str, list[Hit]], Answer] | None:
     locator = LineLocator(retriever.documents)
 
     def compose_like_ask(question: str, hits: list[Hit]) -> Answer:
-        return compose(question, hits, dense_similarity=dense_similarity(retriever, question), locator=locator)
+        return compose(question, hits, locator=locator, **retrieval_signals(retriever, question))
 
     return compose_like_ask
 

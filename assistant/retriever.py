@@ -56,7 +56,7 @@ import numpy as np
 
 from assistant.errors import AssistantError
 from assistant.store import StoredIndex, embedding_cache_dir, load_index, read_manifest, rebuild_hint, write_index
-from assistant.text import normalize_for_matching, normalize_query, strip_spaces
+from assistant.text import normalize_query
 from assistant.types import Clause, Document, Hit
 
 MAX_QUERY_CHARS = 2000
@@ -71,8 +71,8 @@ BM25_WEIGHT = 0.7
 DENSE_WEIGHT = 0.3
 RRF_K = 60
 DOCUMENT_WEIGHT = 0.3  # bonus: the clause's document's BM25 score (whole document), / best document's
-TITLE_WEIGHT = 0.0  # bonus for the share of query words found in the document title
-SECTION_WEIGHT = 0.0  # bonus for the share of query words found in the section path
+INTENT_WEIGHT = 0.12  # bonus per kind of request in the question (query.question_kinds) the clause answers
+CITY_MISMATCH_PENALTY = 0.5  # a clause of another city's local notice than the city the question names
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,6 @@ class Retriever:
         self._doc_city = {d.doc_id: d.city for d in self.documents}
         doc_rows = {doc_id: n for n, doc_id in enumerate(self._by_doc)}  # same order as _document_ids
         self._clause_doc_row = np.array([doc_rows[c.doc_id] for c in self.clauses], dtype=np.int64)
-        self._titles = [strip_spaces(normalize_for_matching(c.doc_title)) for c in self.clauses]
-        self._sections = [strip_spaces(normalize_for_matching(" ".join(c.section_path))) for c in self.clauses]
         self._columns = {
             "source": np.array([c.source for c in self.clauses], dtype=object),
             "doc_id": np.array([c.doc_id for c in self.clauses], dtype=object),
@@ -182,6 +180,13 @@ class Retriever:
                 f"the index at {index_dir} was built by chunker version {manifest.get('chunker_version')}, "
                 f"this program uses {chunker}; {rebuild_hint(index_dir)}"
             )
+        from assistant.lexical import bm25_params
+
+        if manifest.get("bm25") != bm25_params():
+            raise AssistantError(
+                f"the index at {index_dir} was built with BM25 parameters {manifest.get('bm25')}, this program "
+                f"uses {bm25_params()}; {rebuild_hint(index_dir)}"
+            )
         embedder = None
         if model is not None:
             from assistant.embedding import load_embedder
@@ -220,7 +225,7 @@ class Retriever:
         """
         from assistant.embedding import EmbeddingCache, load_embedder, text_sha
         from assistant.dense import DenseIndex
-        from assistant.lexical import ChineseTokenizer, LexicalIndex, TokenCache, corpus_terms, token_ids
+        from assistant.lexical import ChineseTokenizer, LexicalIndex, TokenCache, bm25_params, corpus_terms, token_ids
 
         started = time.perf_counter()
         corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
@@ -248,6 +253,7 @@ class Retriever:
             and previous.get("model_id") == embedder.model_id
             and previous.get("chunker_version") == chunker
             and previous.get("files") == files
+            and previous.get("bm25") == bm25_params()
         ):
             try:
                 retriever = cls(load_index(index_dir), embedder)
@@ -284,6 +290,7 @@ class Retriever:
             "model_source": None if model is None else str(Path(model).resolve()) if Path(model).exists() else model,
             "dimension": embedder.dimension,
             "chunker_version": chunker,
+            "bm25": bm25_params(),
             "corpus_dir": str(corpus_dir.resolve()),
             "files": files,
         }
@@ -380,7 +387,7 @@ class Retriever:
             bm25_ranks=np.array([bm25_rank.get(int(r), 0) for r in candidates]),
             dense_ranks=np.array([dense_rank.get(int(r), 0) for r in candidates]),
         )
-        fused += self._structure_bonus(text, candidates)
+        fused += self._request_bonus(text, candidates)
         if self.doc_lexical is not None and DOCUMENT_WEIGHT:
             doc_scores = self.doc_lexical.scores(text)
             best = float(doc_scores.max()) if len(doc_scores) else 0.0
@@ -396,15 +403,22 @@ class Retriever:
             for n, i in enumerate(order)
         ]
 
-    def _structure_bonus(self, text: str, rows: np.ndarray) -> np.ndarray:
-        """Share of the query's terms that appear in each row's document title / section path, weighted."""
-        terms = [t for t in dict.fromkeys(self.lexical.tokenizer.words(text)) if len(t) >= 2]
+    def _request_bonus(self, text: str, rows: np.ndarray) -> np.ndarray:
+        """What the question's wording asks for, per candidate row: INTENT_WEIGHT for each kind of
+        fact it asks for (罚多少, 谁负责, 什么时候施行 …) that the clause carries, and
+        -CITY_MISMATCH_PENALTY for a clause of another city's local notice than the one it names."""
+        from assistant.query import cities_named, clause_fits_cities, question_kinds
+
         bonus = np.zeros(len(rows), dtype=np.float32)
-        if not terms or (TITLE_WEIGHT == 0 and SECTION_WEIGHT == 0):
+        kinds = question_kinds(text)
+        cities = cities_named(normalize_query(text))
+        if not kinds and not cities:
             return bonus
         for n, row in enumerate(rows):
-            title, section = self._titles[row], self._sections[row]
-            bonus[n] = (TITLE_WEIGHT * sum(t in title for t in terms) + SECTION_WEIGHT * sum(t in section for t in terms)) / len(terms)
+            clause = self.clauses[int(row)]
+            bonus[n] = INTENT_WEIGHT * sum(bool(kind.sentence.search(clause.text)) for kind in kinds)
+            if cities and not clause_fits_cities(clause, cities):
+                bonus[n] -= CITY_MISMATCH_PENALTY
         return bonus
 
     # --- context ----------------------------------------------------------------------------------

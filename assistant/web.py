@@ -31,7 +31,6 @@ from typing import Any, Sequence
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from assistant.compose import (  # noqa: E402  (after the environment is set)
-    HENAN_CITIES,
     NOT_FOUND,
     answer_question,
     document_name,
@@ -39,6 +38,7 @@ from assistant.compose import (  # noqa: E402  (after the environment is set)
     query_terms,
 )
 from assistant.errors import AssistantError  # noqa: E402
+from assistant.query import HENAN_CITIES  # noqa: E402
 from assistant.text import normalize_query  # noqa: E402
 from assistant.types import Answer, Hit  # noqa: E402
 

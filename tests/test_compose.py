@@ -329,3 +329,16 @@ def test_key_term_test_needs_the_dense_encoder_to_disagree_too():
     assert not signals(MIN_KEY_TERM_COVERAGE + 0.1, float("inf"), 0.44).should_abstain()  # the topic words are there
     assert not signals(None, float("inf"), 0.44).should_abstain()  # no corpus rarity: test skipped
     assert not signals(low, None, 0.44).should_abstain()  # no dense ranks: test skipped
+
+
+def test_key_term_coverage_counts_terms_found_together_in_one_clause():
+    from assistant.compose import TermRarity, key_term_coverage
+
+    rarity = TermRarity(ALL_CLAUSES)
+    # 用电 is in 第六条 only, 主管部门 in 第四条 only: pooled they would both be "found"
+    question = "鹤壁地源热泵用电归哪个主管部门"
+    apart = key_term_coverage(question, hits(HEBI_ART6, HEBI_ART4), rarity)
+    alone = key_term_coverage(question, hits(HEBI_ART6), rarity)
+    assert apart == pytest.approx(max(alone, key_term_coverage(question, hits(HEBI_ART4), rarity)))
+    assert apart < 1.0
+    assert key_term_coverage("鹤壁地源热泵系统用电有什么优惠政策", hits(HEBI_ART6, HEBI_ART4), rarity) == pytest.approx(1.0)

@@ -58,3 +58,11 @@ def test_bm25_ranks_the_clause_with_the_terms_first_and_survives_save_load(tmp_p
     reloaded = LexicalIndex.load(tmp_path / "bm25", len(texts))
     np.testing.assert_allclose(reloaded.scores("公司没招残疾人，残保金要交吗"), scores)
     assert reloaded.tokenizer.user_terms == tokenizer.user_terms
+
+
+def test_everyday_words_also_search_the_official_term():
+    tokenizer = ChineseTokenizer(bigrams=False)
+    assert {"薪酬"} <= set(tokenizer.words("国企高管一年拿多少工资"))
+    assert {"企业", "开办"} <= set(tokenizer.words("在三门峡开公司要多久"))
+    assert "地区生产总值" in "".join(tokenizer.words("今年GDP打算增长多少"))  # upper case typed, matched lower
+    assert "薪酬" not in tokenizer.words("国企高管的待遇")  # only when the everyday word is there

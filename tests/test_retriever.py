@@ -111,3 +111,25 @@ def test_bundled_index_city_filter(bundled_retriever):
     hits = bundled_retriever.search("地源热泵", k=5, filters={"city": ["鹤壁市"]})
     assert hits and all(h.clause.city == "鹤壁市" for h in hits)
     assert "地源热泵" in hits[0].clause.text
+
+
+def test_bundled_index_prefers_the_clause_that_carries_the_kind_of_fact_asked(bundled_retriever, monkeypatch):
+    # 「罚多少」 asks for a penalty: 第四十三条 (违反…处…罚款) answers, 第二十六条 only forbids.
+    question = "往淇河里直接排没处理的畜禽粪便，罚多少"
+    assert bundled_retriever.search(question, k=1)[0].clause.label == "第四十三条"
+    import assistant.retriever as retriever_module
+
+    monkeypatch.setattr(retriever_module, "INTENT_WEIGHT", 0.0)
+    assert bundled_retriever.search(question, k=1)[0].clause.label == "第二十六条"  # what words alone rank first
+
+
+def test_bundled_index_puts_the_named_citys_clauses_before_another_citys(bundled_retriever, monkeypatch):
+    from assistant.query import cities_named, clause_fits_cities
+
+    question = "安阳工程质保金最多扣多少、扣多久"
+    cities = cities_named(question)
+    assert all(clause_fits_cities(h.clause, cities) for h in bundled_retriever.search(question, k=3))
+    import assistant.retriever as retriever_module
+
+    monkeypatch.setattr(retriever_module, "CITY_MISMATCH_PENALTY", 0.0)
+    assert not all(clause_fits_cities(h.clause, cities) for h in bundled_retriever.search(question, k=3))

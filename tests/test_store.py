@@ -73,6 +73,16 @@ def test_index_from_another_chunker_or_format_or_model_is_refused(built):
         Retriever.load(built)
 
 
+def test_index_built_with_other_bm25_parameters_is_refused_and_rebuilt(built, tmp_path):
+    # bm25s bakes k1 and b into the stored scores: an index from before a change would rank by the old ones
+    _edit_manifest(built, bm25={"k1": 1.2, "b": 0.75})
+    with pytest.raises(AssistantError, match="BM25 parameters.*rebuild"):
+        Retriever.load(built)
+    rebuilt = Retriever.build(tmp_path / "corpus", built, corpus=make_tiny_corpus(), progress=False)
+    assert not rebuilt.build_stats["up_to_date"] and rebuilt.build_stats["encoded"] == 0  # vectors reused
+    assert Retriever.load(built).manifest["bm25"] == rebuilt.manifest["bm25"]
+
+
 def test_model_mismatch_is_refused(built, tmp_path):
     from test_embedding import tiny_static_model
 
