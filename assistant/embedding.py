@@ -85,6 +85,31 @@ def text_sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+# Bulk encoding (an index build) runs the USE forward pass in forked worker processes, one BLAS
+# thread each: its GEMMs are small (token micro-batches of 384), so a second BLAS thread adds only
+# ~30 % while a second process nearly doubles throughput. Measured on the bundled corpus (2,504
+# clause texts, 686k characters, idle 2-core machine): 2 BLAS threads 25.6 s, 2 worker processes
+# 18.8 s, same vectors (cosine >= 0.99999). Fewer texts than this are encoded in-process.
+PARALLEL_MIN_TEXTS = 64
+_FORKED_MODULE: "UseModule | None" = None  # what a forked worker encodes with (inherited, not pickled)
+
+
+def _encode_in_worker(texts: list[str]) -> np.ndarray:
+    """Runs in a forked worker: numpy-only USE forward pass (torch is never touched after a fork)."""
+    backend = _FORKED_MODULE.use._model
+    backend.threads = 1
+    return _FORKED_MODULE.use.encode(texts)
+
+
+def _fork_context():
+    import multiprocessing
+
+    try:
+        return multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform (Windows): encode in-process
+        return None
+
+
 class UseModule(InputModule):
     """sentence-transformers input module running the bundled USE v3 numpy encoder.
 
@@ -111,9 +136,31 @@ class UseModule(InputModule):
         return {"texts": texts}
 
     def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
-        vectors = self.use.encode(list(features["texts"]))
+        vectors = self.encode_texts(list(features["texts"]))
         features["sentence_embedding"] = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
         return features
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """USE vectors of texts: in ``self.threads`` forked worker processes when there are many."""
+        global _FORKED_MODULE
+
+        context = _fork_context() if self.threads > 1 and len(texts) >= PARALLEL_MIN_TEXTS else None
+        if context is None:
+            return self.use.encode(texts)
+        self.use._model  # load the weights before forking, so the workers share them copy-on-write
+        # interleaved, not contiguous: sentence-transformers hands texts over sorted by length, so
+        # every worker gets a fair share of the long ones
+        workers = min(self.threads, len(texts))
+        _FORKED_MODULE = self
+        try:
+            with context.Pool(workers) as pool:
+                parts = pool.map(_encode_in_worker, [texts[w::workers] for w in range(workers)], chunksize=1)
+        finally:
+            _FORKED_MODULE = None
+        vectors = np.empty((len(texts), USE_DIMENSION), dtype=np.float32)
+        for w, part in enumerate(parts):
+            vectors[w::workers] = part
+        return vectors
 
     def get_embedding_dimension(self) -> int:
         return USE_DIMENSION

@@ -65,6 +65,30 @@ def test_threads_follow_the_cores_this_process_may_use(monkeypatch):
     assert encoder_threads() == 2 and UseModule().threads == 2
 
 
+def test_bulk_encoding_in_worker_processes_gives_the_in_process_vectors_in_order(monkeypatch):
+    import assistant.embedding as embedding_module
+
+    texts = [f"第{n}条 {topic}" for n, topic in enumerate(["地源热泵系统用电优惠", "小微企业贷款延期还本付息",
+                                                         "残疾人就业保障金免征", "市长质量奖每2年评选1届",
+                                                         "稳岗返还比例", "卫河保护条例罚款"] * 3, 1)]
+    module = UseModule(threads=1)
+    alone = module.encode_texts(texts)
+    monkeypatch.setattr(embedding_module, "PARALLEL_MIN_TEXTS", 4)
+    module.threads = 3
+    forked = []
+    real_pool = embedding_module._fork_context().Pool
+
+    def counting_pool(processes):
+        forked.append(processes)
+        return real_pool(processes)
+
+    monkeypatch.setattr(embedding_module, "_fork_context", lambda: type("Ctx", (), {"Pool": staticmethod(counting_pool)})())
+    parallel = module.encode_texts(texts)
+    assert forked == [3]  # it did run in 3 workers
+    assert np.allclose(parallel, alone, atol=1e-5)  # same vectors, same order
+    assert module.encode_texts(texts[:3]).shape == (3, 512) and forked == [3]  # few texts: in-process
+
+
 def test_use_module_saves_and_loads_as_a_sentence_transformer(tmp_path):
     embedder = load_embedder()
     embedder.model.save(str(tmp_path / "use"))
