@@ -65,4 +65,5 @@ def test_everyday_words_also_search_the_official_term():
     assert {"薪酬"} <= set(tokenizer.words("国企高管一年拿多少工资"))
     assert {"企业", "开办"} <= set(tokenizer.words("在三门峡开公司要多久"))
     assert "地区生产总值" in "".join(tokenizer.words("今年GDP打算增长多少"))  # upper case typed, matched lower
+    assert {"民营企业"} <= set(tokenizer.words("鹤壁民企被侵权找谁"))
     assert "薪酬" not in tokenizer.words("国企高管的待遇")  # only when the everyday word is there

@@ -78,3 +78,14 @@ def test_at_least_half_are_paraphrased(qa_items):
     assert len(low) >= 0.5 * len(items), f"only {len(low)}/{len(items)} questions have low overlap"
     copied = [i.id for i in items if overlaps[i.id] >= 0.9]
     assert len(copied) <= 0.1 * len(items), f"questions copied from the evidence: {copied}"
+
+
+def test_held_out_set_is_valid_and_shares_no_question_with_the_tuning_set(qa_items):
+    # eval/qa_holdout.jsonl was written after the retriever and abstention were tuned on qa.jsonl,
+    # by someone who did not read qa.jsonl: it checks that the tuning generalises
+    holdout, problems = check_qa_file(REPO / "eval" / "qa_holdout.jsonl", CORPUS)
+    assert not problems, "\n".join(problems[:30])
+    assert len(holdout) >= 40 and sum(not i.answerable for i in holdout) >= 4
+    assert {i.source_file for i in holdout if i.answerable} == {p.name for p in CORPUS.glob("*.txt")}
+    assert not {i.question for i in holdout} & {i.question for i in qa_items}
+    assert not {i.id for i in holdout} & {i.id for i in qa_items}
