@@ -62,9 +62,10 @@ FACT_BONUS = 0.1
 #     the city asked about);
 #   dense similarity: cosine between the question and its nearest clause by the dense encoder
 #     (absolute, unlike the fused hybrid score, which is normalised per query);
-#   key-term coverage: the question's topic terms (see :func:`key_terms`) found anywhere in the
-#     top KEY_TERM_CLAUSES clauses, each weighted by its corpus IDF, so a rare topic word the
-#     corpus lacks (个人养老金, 网约车, 产假, 高温津贴, 起步价) outweighs the common words around it;
+#   key-term coverage: the question's topic terms (see :func:`key_terms`) found together in one
+#     of the top KEY_TERM_CLAUSES clauses (the best one), each weighted by its corpus IDF, so a
+#     rare topic word the corpus lacks (个人养老金, 网约车, 产假, 高温津贴, 起步价) outweighs the
+#     common words around it;
 #     read together with the dense rank of the first hit: when the dense encoder does not put
 #     the hybrid winner near its own top, the winner came from word overlap alone.
 # Abstain when

@@ -76,6 +76,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import AssistantError
+from assistant.query import cities_named, clause_fits_cities, question_kinds
 from assistant.store import StoredIndex, embedding_cache_dir, load_index, read_manifest, rebuild_hint, write_index
 from assistant.text import normalize_query
 from assistant.types import Clause, Document, Hit
@@ -428,8 +429,6 @@ class Retriever:
         """What the question's wording asks for, per candidate row: INTENT_WEIGHT for each kind of
         fact it asks for (罚多少, 谁负责, 什么时候施行 …) that the clause carries, and
         -CITY_MISMATCH_PENALTY for a clause of another city's local notice than the one it names."""
-        from assistant.query import cities_named, clause_fits_cities, question_kinds
-
         bonus = np.zeros(len(rows), dtype=np.float32)
         kinds = question_kinds(text)
         cities = cities_named(normalize_query(text))

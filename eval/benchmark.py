@@ -279,7 +279,7 @@ def format_table(results: list[dict]) -> str:
             lines.append("")
             lines.append(
                 f"x1: model load {r['model_load_s']} s; encoder {r['encoder_clauses_per_s']} clauses/s, "
-                f"{r['encoder_chars_per_s']} chars/s on {r['threads']} threads ({r['encoded_chars']} chars in {r['encode_s']} s); "
+                f"{r['encoder_chars_per_s']} chars/s on {r['threads']} cores (one worker process each) ({r['encoded_chars']} chars in {r['encode_s']} s); "
                 f"up-to-date check {r['up_to_date_check_s']} s; incremental rebuild {r['incremental_rebuild_s']} s "
                 f"({r['incremental_encoded']} clauses encoded)"
             )
