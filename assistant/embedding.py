@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,7 @@ def text_sha(text: str) -> str:
 # 18.8 s, same vectors (cosine >= 0.99999). Fewer texts than this are encoded in-process.
 PARALLEL_MIN_TEXTS = 64
 _FORKED_MODULE: "UseModule | None" = None  # what a forked worker encodes with (inherited, not pickled)
+_FORK_LOCK = threading.Lock()  # one bulk encode forks at a time: _FORKED_MODULE is process-wide
 
 
 def _encode_in_worker(texts: list[str]) -> np.ndarray:
@@ -151,12 +153,13 @@ class UseModule(InputModule):
         # interleaved, not contiguous: sentence-transformers hands texts over sorted by length, so
         # every worker gets a fair share of the long ones
         workers = min(self.threads, len(texts))
-        _FORKED_MODULE = self
-        try:
-            with context.Pool(workers) as pool:
-                parts = pool.map(_encode_in_worker, [texts[w::workers] for w in range(workers)], chunksize=1)
-        finally:
-            _FORKED_MODULE = None
+        with _FORK_LOCK:
+            _FORKED_MODULE = self
+            try:
+                with context.Pool(workers) as pool:
+                    parts = pool.map(_encode_in_worker, [texts[w::workers] for w in range(workers)], chunksize=1)
+            finally:
+                _FORKED_MODULE = None
         vectors = np.empty((len(texts), USE_DIMENSION), dtype=np.float32)
         for w, part in enumerate(parts):
             vectors[w::workers] = part
