@@ -54,6 +54,13 @@ POSSIBLY_RELATED_SHOWN = 3
 RELEVANCE_WEIGHTS = (0.3, 0.4, 0.1, 0.2)
 RANK_PRIOR = 0.5
 FACT_BONUS = 0.1
+# When no chosen sentence carries the asked-for fact, nor any sentence of the top clause, it is
+# fetched from the clauses ranked up to CARRIER_RANK if that sentence is at least CARRIER_RELEVANCE
+# as relevant as the first chosen one (「奖金多少」: the top clause is about revoking the award, the
+# third says 各奖100万元). Measured: answer covers evidence 0.736 -> 0.743 on eval/qa.jsonl,
+# 0.600 -> 0.629 on eval/qa_holdout.jsonl (rank 5 / 0.5: same; rank 3 / 0.8: 0.739 / 0.600).
+CARRIER_RANK = 3
+CARRIER_RELEVANCE = 0.6
 
 # --- Abstention -----------------------------------------------------------------------------
 # Three signals decide whether the retrieved clauses answer the question at all:
@@ -632,6 +639,12 @@ class ExtractiveComposer:
                 (s for s in scored if s.carries_fact and s.sentence.clause.clause_id == top_clause),
                 None,
             )
+            if carrier is None:
+                carrier = next(
+                    (s for s in scored if s.carries_fact and s.hit_rank <= CARRIER_RANK
+                     and s.relevance >= CARRIER_RELEVANCE * chosen[0].relevance),
+                    None,
+                )
             if carrier is None:
                 return chosen
             chosen = chosen[: self.max_quotes - 1]

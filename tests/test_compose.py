@@ -342,3 +342,18 @@ def test_key_term_coverage_counts_terms_found_together_in_one_clause():
     assert apart == pytest.approx(max(alone, key_term_coverage(question, hits(HEBI_ART4), rarity)))
     assert apart < 1.0
     assert key_term_coverage("鹤壁地源热泵系统用电有什么优惠政策", hits(HEBI_ART6, HEBI_ART4), rarity) == pytest.approx(1.0)
+
+
+def test_asked_for_amount_is_fetched_from_a_lower_clause_when_the_top_one_lacks_it():
+    from compose_fixtures import clause
+
+    # the top clause shares the question's words but names no amount; the second one carries it
+    policy = clause(
+        "004#7:1",
+        "一、支持规模以上工业企业满负荷生产。各地要落实规模以上工业企业满负荷生产财政奖励政策，帮助企业稳定生产。",
+        doc_id="004#7", source=HENAN_FULL_LOAD.source, title=HENAN_FULL_LOAD.doc_title, label="一、", line_start=920,
+        city="河南省",
+    )
+    answer = compose("满负荷生产财政奖励政策帮企业稳定生产，奖多少", hits(policy, HENAN_FULL_LOAD))
+    assert not answer.abstained
+    assert answer.quotes[0].clause_id == HENAN_FULL_LOAD.clause_id and "万元" in answer.quotes[0].text
