@@ -182,7 +182,9 @@ def query_terms(question: str) -> list[str]:
 _NUMBER_RE = re.compile(r"[0-9.%]+")
 
 # Everyday words users type for what the notices say in official words; a question term counts
-# as found when one of these is (coverage only: quotes are never changed).
+# as found when one of these is (coverage only: quotes are never changed). The official terms that
+# retrieval also searches for (lexical.COLLOQUIAL_TERMS: 工资 -> 薪酬, 公司 -> 企业 …) count too
+# (see term_forms); these are the looser ones (钱 -> 元), fit for matching but not for searching.
 EVERYDAY_WORDS = {
     "公司": ("企业", "单位"),
     "老板": ("企业", "业主"),
@@ -191,7 +193,6 @@ EVERYDAY_WORDS = {
     "要交": ("缴纳", "征收", "缴"),
     "交钱": ("缴纳", "缴费"),
     "钱": ("元", "资金", "费"),
-    "工资": ("薪酬", "工资"),
     "罚": ("罚款", "处罚"),
     "奖": ("奖励", "奖补"),
     "补钱": ("补贴", "补助"),
