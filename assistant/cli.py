@@ -1,34 +1,25 @@
 """Command line: ``python -m assistant <command> ...`` (also installed as ``policy-assistant``).
 
-Each command's work lives in the module of its pipeline stage, as a ``cli_<command>(args) -> int``
-function imported only when that command runs, so ``corpus inspect`` never loads torch.
+Every command is a handler here that imports what it needs when it runs, so ``corpus inspect`` and
+``search --mode bm25`` never load torch.
 
     python -m assistant corpus inspect [--file NAME] [--doc N]
-    python -m assistant index build [--corpus DIR] [--model M] [--index DIR]
+    python -m assistant index build [--corpus DIR] [--model M] [--index DIR] [--force]
+    python -m assistant index verify [--index DIR]
     python -m assistant search "问题" [--index DIR] [-k 10] [--mode hybrid|bm25|dense] [--json]
     python -m assistant ask "问题" [--index DIR] [--json]
-    python -m assistant serve [--index DIR] [--host 127.0.0.1] [--port 7860]
+    python -m assistant serve [--index DIR] [--corpus DIR] [--host 127.0.0.1] [--port 7860]
     python -m assistant eval [--qa FILE] [--index DIR] [--mode all] [-k 10] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import sys
 
 from assistant.errors import AssistantError
 from assistant.paths import DEFAULT_CORPUS_DIR, DEFAULT_INDEX_DIR, DEFAULT_QA_FILE
-
-# command -> (module, function); the module owns the command's behaviour.
-HANDLERS = {
-    "corpus inspect": ("assistant.inspect", "cli_inspect"),
-    "index build": ("assistant.retriever", "cli_index_build"),
-    "search": ("assistant.retriever", "cli_search"),
-    "ask": ("assistant.compose", "cli_ask"),
-    "serve": ("assistant.web", "cli_serve"),
-    "eval": ("assistant.evaluation", "cli_eval"),
-}
 
 
 def _add_index_args(parser: argparse.ArgumentParser, *, corpus: bool = False, model: bool = False) -> None:
@@ -39,7 +30,7 @@ def _add_index_args(parser: argparse.ArgumentParser, *, corpus: bool = False, mo
         parser.add_argument(
             "--model",
             default=None,
-            help="sentence-transformers model name or local path (default: bundled multilingual USE v3)",
+            help="encoder: 'e5' (default, multilingual-e5-small), 'use' (USE v3), or a local sentence-transformers model",
         )
 
 
@@ -47,6 +38,20 @@ def _add_filter_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", dest="filter_source", action="append", help="only this corpus file (repeatable)")
     parser.add_argument("--doc", dest="filter_doc", action="append", help="only this document id (repeatable)")
     parser.add_argument("--city", dest="filter_city", action="append", help="only documents of this city (repeatable)")
+
+
+def filters_from_args(args) -> dict[str, list[str]] | None:
+    """The search filters given by --file/--doc/--city, or None: the one filter builder."""
+    filters = {
+        key: values
+        for key, values in (
+            ("source", getattr(args, "filter_source", None)),
+            ("doc_id", getattr(args, "filter_doc", None)),
+            ("city", getattr(args, "filter_city", None)),
+        )
+        if values
+    }
+    return filters or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,11 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--file", help="only this corpus file (name or unique prefix)")
     inspect.add_argument("--doc", type=int, help="only document N (1-based, within --file or the whole corpus)")
 
-    index = commands.add_parser("index", help="build the retrieval index")
+    index = commands.add_parser("index", help="build or check the retrieval index")
     index_commands = index.add_subparsers(dest="subcommand", required=True)
     build = index_commands.add_parser("build", help="build or update the index (only what changed)")
     _add_index_args(build, corpus=True, model=True)
     build.add_argument("--force", action="store_true", help="rebuild everything, ignoring the embedding cache")
+    verify = index_commands.add_parser("verify", help="check every index file against its recorded checksum")
+    _add_index_args(verify)
 
     search = commands.add_parser("search", help="retrieve the clauses for a question")
     search.add_argument("query")
@@ -77,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question by quoting clauses")
     ask.add_argument("query")
     _add_index_args(ask)
-    ask.add_argument("--json", action="store_true", help="print one JSON object: answer, abstained, quotes, hits")
+    ask.add_argument("--json", action="store_true", help="print one JSON object: answer, abstained, reason, quotes, hits")
     _add_filter_args(ask)
 
     serve = commands.add_parser("serve", help="start the chat page (builds the index on first run)")
@@ -94,13 +101,115 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# --- handlers -------------------------------------------------------------------------------------
+
+def cmd_inspect(args) -> int:
+    from assistant.inspect import cli_inspect
+
+    return cli_inspect(args)
+
+
+def cmd_index_build(args) -> int:
+    from assistant.indexing import build_index
+
+    report = build_index(args.corpus, args.index, model=args.model, progress=True, force=args.force)
+    manifest = report.retriever.manifest
+    if report.up_to_date:
+        print(f"index {args.index} is up to date ({manifest['clause_count']} clauses, model {manifest['model_id']})")
+    else:
+        print(
+            f"built {args.index}: {manifest['clause_count']} clauses from {manifest['document_count']} documents in "
+            f"{len(manifest['files'])} files; encoded {report.encoded}, reused {report.reused} cached embeddings; "
+            f"model {manifest['model_id']} ({manifest['dimension']}-d, {manifest['dense_index']} index); "
+            f"{report.seconds:.1f} s"
+        )
+    return 0
+
+
+def cmd_index_verify(args) -> int:
+    from assistant.store import verify_index
+
+    verify_index(args.index)
+    print(f"index {args.index}: every file matches its checksum")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from assistant.query import prepare_query
+    from assistant.retriever import Retriever
+
+    prepared = prepare_query(args.query)
+    if args.k < 1:
+        raise AssistantError("-k must be at least 1")
+    retriever = Retriever.load(args.index)
+    hits = retriever.search(prepared.text, k=args.k, mode=args.mode, filters=filters_from_args(args))
+    if args.json:
+        payload = {"query": prepared.text, "mode": args.mode, "hits": [h.to_dict() for h in hits]}
+        if prepared.notice:
+            payload["notice"] = prepared.notice
+        print(json.dumps(payload, ensure_ascii=False, indent=1))
+        return 0
+    if prepared.notice:
+        print(f"注意：{prepared.notice}", file=sys.stderr)
+    if not hits:
+        print("没有找到相关条款 / no matching clause")
+        return 0
+    for n, hit in enumerate(hits, 1):
+        c = hit.clause
+        ranks = " ".join(f"{m}={r}" for m, r in hit.ranks.items() if r is not None)
+        print(f"{n:>2}. [{hit.score:.3f}] {c.doc_title} › {c.section or c.label}  ({c.source}:{c.line_start}-{c.line_end}; {ranks})")
+        snippet = c.text if len(c.text) <= 160 else c.text[:160] + "…"
+        print(f"    {snippet}")
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from assistant.pipeline import Assistant
+    from assistant.query import prepare_query
+    from assistant.render import full_clauses_text
+
+    prepare_query(args.query)  # fail fast on an empty question, before loading the index
+    answer = Assistant.load(args.index).ask(args.query, filters=filters_from_args(args))
+    if args.json:
+        json.dump(answer.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if answer.notice:
+        print(f"注意：{answer.notice}", file=sys.stderr)
+    print(answer.text)
+    if answer.quotes:
+        print(full_clauses_text(answer))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from assistant.web import serve
+
+    return serve(index_dir=args.index, corpus_dir=args.corpus, model=args.model, host=args.host, port=args.port)
+
+
+def cmd_eval(args) -> int:
+    from assistant.evaluation.run import cli_eval
+
+    return cli_eval(args)
+
+
+HANDLERS = {
+    "corpus inspect": cmd_inspect,
+    "index build": cmd_index_build,
+    "index verify": cmd_index_verify,
+    "search": cmd_search,
+    "ask": cmd_ask,
+    "serve": cmd_serve,
+    "eval": cmd_eval,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     key = f"{args.command} {args.subcommand}" if getattr(args, "subcommand", None) else args.command
-    module_name, function_name = HANDLERS[key]
     try:
-        handler = getattr(importlib.import_module(module_name), function_name)
-        return int(handler(args) or 0)
+        return int(HANDLERS[key](args) or 0)
     except AssistantError as error:
         print(f"错误 / error: {error}", file=sys.stderr)
         return 2

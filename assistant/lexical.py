@@ -29,87 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.lexicon import LEXICON
 from assistant.text import normalize_for_matching, normalize_query
 
-# Words that say *how* something is asked, not *what*: they match every clause equally badly.
-QUESTION_WORDS = frozenset(
-    """吗 嘛 呢 吧 啊 呀 么 怎么 怎么样 怎样 如何 哪些 哪个 哪里 哪儿 哪 多少 几 几个 能不能 能否 可不可以 可以吗 是不是
-    是否 有没有 有无 什么 啥 为什么 为何 要不要 需不需要 需要 请问 请 问 我 我们 我的 你 你们 他 她 它 咱 咱们 想 想问 知道
-    一下 告诉 应该 该 会 要 能 可以 可 有 没 没有 不 还 都 也 就 才 又 谁 何 何时 什么时候 多久 多长时间""".split()
-)
-# Function words and particles that carry no topic.
-STOPWORDS = frozenset(
-    """的 了 着 过 和 与 及 以及 或 或者 等 等等 是 在 对 对于 将 把 被 从 由 向 为 为了 以 于 其 该 此 这 那 这个 那个 这些 那些
-    并 并且 而 而且 之 所 上 下 中 内 个 各 每 一 一些 按 按照 根据 关于 通过 进行 开展 相关 有关 一般 情况 方面 问题""".split()
-)
-# Policy terms jieba's dictionary cuts apart; added to every index's user dictionary.
-DOMAIN_TERMS = (
-    "专精特新", "小巨人", "稳岗返还", "稳岗补贴", "残疾人就业保障金", "残保金", "地源热泵", "水源热泵", "资源产出率",
-    "延期还本付息", "普惠小微", "小微企业", "个体工商户", "中小微企业", "高新技术企业", "科技型中小企业", "研发费用",
-    "加计扣除", "社会保险费", "社保费", "失业保险", "工伤保险", "养老保险", "医疗保险", "住房公积金", "公积金",
-    "一次性吸纳就业补贴", "一次性扩岗补助", "以工代训", "职业技能培训", "创业担保贷款", "贴息", "首贷", "续贷",
-    "无还本续贷", "应急转贷", "转贷", "融资担保", "知识产权质押", "增值税", "留抵退税", "所得税", "房产税",
-    "城镇土地使用税", "印花税", "减免", "缓缴", "免征", "减半征收", "房租减免", "租金减免", "营商环境",
-    "放管服", "一网通办", "最多跑一次", "双创", "孵化器", "众创空间", "产业园区", "开发区", "招商引资",
-    "固定资产投资", "技术改造", "数字化转型", "智能制造", "绿色制造", "节能减排", "循环经济", "清洁能源",
-    "可再生能源", "新能源汽车", "充电桩", "装配式建筑", "农民工", "高校毕业生", "退役军人", "就业困难人员",
-    "零就业家庭", "公益性岗位", "见习补贴", "社保补贴", "岗位补贴", "用电", "用气", "水资源费", "供热",
-)
-# Everyday abbreviations users type for terms the notices spell out; the full term is added to the query.
-ABBREVIATIONS = {
-    "残保金": "残疾人就业保障金",
-    "社保": "社会保险",
-    "社保费": "社会保险费",
-    "公积金": "住房公积金",
-    "稳岗补贴": "稳岗返还",
-    "专精特新": "专精特新",
-    "双创": "创新创业",
-    "个体户": "个体工商户",
-    "小微": "小微企业",
-    "贷款贴息": "贴息",
-}
-
-# Everyday words users type where the notices use an official term: when the word occurs anywhere in
-# a query (after normalisation), the official term is searched too. Substrings, not jieba words, so
-# 开公司 / 注册公司 match however jieba cuts the question. Measured on eval/qa.jsonl (hybrid, with
-# INTENT_WEIGHT and k1=0.3): MRR@10 0.850 -> 0.868, hit@5 0.961 -> 0.975; several entries were
-# found by reading that set's misses, so part of that gain is in-sample. 民企 / 国企 / 央企 / 外企 / 危废
-# were added after reading misses of eval/qa_holdout.jsonl (see eval/README.md).
-COLLOQUIAL_TERMS = {
-    "工资": "薪酬",
-    "房产证": "不动产权证书",
-    "gdp": "地区生产总值",
-    "开公司": "企业开办",
-    "注册公司": "企业开办 登记注册",
-    "交不上税": "缓缴 税款",
-    "交不起": "缓缴",
-    "大学生": "高校毕业生",
-    "应届": "高校毕业生",
-    "失业金": "失业保险金",
-    "执照": "营业执照",
-    "年检": "年度审验 检验",
-    "骗补": "骗取 弄虚作假",
-    "假货": "假冒伪劣 侵权假冒",
-    "假盐": "假劣食盐",
-    "质保金": "质量保证金",
-    "利息": "贴息",
-    "不收费": "免收",
-    "免费": "免收",
-    "退税": "留抵退税",
-    "网上办": "网上办理",
-    "招人": "招用 吸纳",
-    "找工作": "就业",
-    "打工": "务工",
-    "民企": "民营企业",
-    "国企": "国有企业",
-    "央企": "中央企业",
-    "外企": "外资企业",
-    "危废": "危险废物",
-    "老板": "企业",
-    "公司": "企业",
-    "工厂": "企业",
-    "厂": "企业",
-}
+# The word lists live in assistant/data/ (see assistant/lexicon.py); these names are their views.
+QUESTION_WORDS = LEXICON.question_words
+STOPWORDS = LEXICON.stopwords
+DOMAIN_TERMS = LEXICON.domain_terms
+ABBREVIATIONS = LEXICON.abbreviations
+COLLOQUIAL_TERMS = LEXICON.colloquial_terms
 
 TOKENIZER_VERSION = "2"  # bump when tokenisation rules change: invalidates token caches
 _QUOTED = re.compile(r"[“\"「『]([^”\"」』，。、；：\s]{2,12})[”\"」』]")
@@ -216,7 +144,7 @@ class ChineseTokenizer:
                 words.extend(self._cut(full))
         for everyday, official in COLLOQUIAL_TERMS.items():
             if everyday in query:
-                words.extend(self._cut(official))
+                words.extend(self._cut(" ".join(official)))
         return words
 
     def tokenize_query(self, text: str) -> list[str]:
@@ -311,16 +239,9 @@ class TokenCache:
         os.replace(tmp, self.path)
 
 
-# BM25 parameters, measured on eval/qa.jsonl (284 answerable; hybrid with the retriever's fusion):
-#   k1=1.2 b=0.75 (textbook): bm25 MRR 0.750, hybrid hit@5 0.908 MRR 0.766 hit@1000ch 0.898
-#   k1=0.9 b=0.5:             bm25 MRR 0.766, hybrid hit@5 0.915 MRR 0.777 hit@1000ch 0.901
-#   k1=0.7 b=0.5:             bm25 MRR 0.771, hybrid hit@5 0.922 MRR 0.786 hit@1000ch 0.919
-#   k1=0.5 b=0.5 (chosen):    bm25 MRR 0.782, hybrid hit@5 0.930 MRR 0.797 hit@1000ch 0.919
-#   k1=1.5 / 2.0 b=0.75, b=0.9: all worse.
-# Re-measured once hybrid search weighed the kind of fact asked for and the city (retriever.py):
-#   k1=0.5 b=0.5: hybrid MRR 0.842; k1=0.4 b=0.4: 0.845; k1=0.3 b=0.3: 0.847; k1=0.3 b=0.5: 0.850 (chosen).
-# A low k1 saturates term frequency early: a clause that mentions a question's terms once is
-# nearly as good as one that repeats them, so covering *more* of the question's terms wins.
+# BM25 parameters, chosen on eval/qa.jsonl (the sweep is in eval/README.md). A low k1 saturates
+# term frequency early: a clause that mentions a question's terms once is nearly as good as one
+# that repeats them, so covering *more* of the question's terms wins.
 BM25_K1 = 0.3
 BM25_B = 0.5
 

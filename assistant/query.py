@@ -1,35 +1,81 @@
-"""What a question is about, read off its wording: the city it names and the kind of fact it asks for.
+"""What a question is about, read off its wording, once per question.
 
-Shared by retrieval (a clause that carries the asked-for kind of fact, or comes from the city
-asked about, ranks higher) and by answer composition (the sentence carrying the fact is quoted
-first; another city's local notice is never the answer).
+:func:`prepare_query` is the one place a user's text becomes a query (cleaned of undecodable
+characters, refused when empty, cut when huge). :class:`QueryProfile` holds what the rest of
+the pipeline reads from it: the content terms (cut by the index's own tokenizer, so the composer
+matches the terms that were searched), the city it names and the kinds of fact it asks for.
 
+>>> prepare_query("  残保金要交吗 ").text
+'残保金要交吗'
 >>> [kind.name for kind in fact_kinds("地源热泵项目谁来审批")]
 ['unit']
 >>> [kind.name for kind in question_kinds("往淇河里排畜禽粪便罚多少")]
 ['amount', 'penalty', 'count']
 >>> cities_named(normalize_query("郑州小微企业担保有支持吗"))
 {'郑州'}
+>>> profile = QueryProfile.of("地源热泵系统由哪个部门负责管理？", tokenizer)   # the index's ChineseTokenizer
+>>> profile.terms[:3], profile.coverage(compact("鹤壁市住房和城乡建设局是本市地源热泵系统…主管部门"))
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
-from assistant.text import normalize_query
+from assistant.errors import AssistantError
+from assistant.lexicon import LEXICON, FactKind
+from assistant.text import normalize_for_matching, normalize_query
 from assistant.types import Clause
+
+MAX_QUERY_CHARS = 2000
+
+# --- Preparing a query ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedQuery:
+    """A query ready for retrieval: ``text`` (cleaned, maybe truncated) and a ``notice`` for the user."""
+
+    text: str
+    notice: str | None = None
+
+
+def clean_text(text: str) -> str:
+    """Drop what no notice can match and no encoder can take: lone surrogates (undecodable bytes
+    passed through by the shell or JSON), control characters and unassigned code points."""
+    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if _has_surrogates(text) else text
+    return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) not in ("Cc", "Cs", "Cn", "Co"))
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def prepare_query(text: str | None) -> PreparedQuery:
+    """Refuse empty queries; clean undecodable characters; cut huge ones to MAX_QUERY_CHARS with a notice.
+
+    >>> prepare_query("问" * 100_000).notice
+    '问题过长，只检索了前 2000 个字（原有 100000 个字）'
+    >>> prepare_query("\\udcff残疾人").text
+    '残疾人'
+    """
+    raw = "" if text is None else str(text)
+    cleaned = clean_text(raw).replace("\ufffd", "").strip()
+    if not cleaned:
+        if raw.strip():
+            raise AssistantError("问题里没有可识别的文字（可能是编码错误）/ the question has no readable characters")
+        raise AssistantError("问题是空的，请输入问题，例如「小微企业贷款能延期还本付息吗」/ the question is empty")
+    if len(cleaned) > MAX_QUERY_CHARS:
+        notice = f"问题过长，只检索了前 {MAX_QUERY_CHARS} 个字（原有 {len(cleaned)} 个字）"
+        return PreparedQuery(cleaned[:MAX_QUERY_CHARS].strip(), notice)
+    return PreparedQuery(cleaned, None)
 
 
 # --- Cities ---------------------------------------------------------------------------------------
 
-# Cities whose notices the corpus may hold. A question naming one of them is not answered from
-# another city's local notice (「郑州…」 must not get 鹤壁's rule as its answer); notices whose
-# title names no city (national, provincial) apply everywhere.
-HENAN_CITIES = (
-    "郑州", "开封", "洛阳", "平顶山", "安阳", "鹤壁", "新乡", "焦作", "濮阳", "许昌", "漯河",
-    "三门峡", "南阳", "商丘", "信阳", "周口", "驻马店", "济源",
-)
+HENAN_CITIES = LEXICON.cities
 
 
 def cities_named(text: str) -> set[str]:
@@ -54,44 +100,8 @@ def clause_fits_cities(clause: Clause, cities: set[str]) -> bool:
 
 # --- What kind of fact a question asks for ---------------------------------------------------
 
-@dataclass(frozen=True)
-class FactKind:
-    name: str
-    question: re.Pattern[str]  # matches a question asking for this fact
-    sentence: re.Pattern[str]  # matches a sentence carrying it
-
-
-_CN_NUM = "[0-9０-９.．一二三四五六七八九十百千万亿两]"
-FACT_KINDS = (
-    FactKind(
-        "amount",
-        re.compile(
-            r"多少|金额|额度|几万|几千|[0-9一二三四五六七八九十]?元|比例|标准是|补贴标准|补助标准|上限|最高|最多|百分之|"
-            r"(?:什么|哪些|啥|多大)(?:奖励|补贴|补助|奖补|资助|支持)|(?:奖励|补贴|补助|奖补|罚款|罚|收费|租金)(?:多少|几|怎么算)"
-        ),
-        re.compile(rf"{_CN_NUM}+\s*(?:万元|亿元|千元|元|%|％|倍|个百分点)|百分之|{_CN_NUM}+\s*万(?!人)"),
-    ),
-    FactKind(
-        "date",
-        re.compile(r"什么时候|何时|期限|日前|截止|多久|多长时间|几号|哪天|时间|日期|之前|以前|年底|有效期|施行|实施"),
-        re.compile(
-            rf"{_CN_NUM}+\s*年\s*{_CN_NUM}*\s*月?|{_CN_NUM}+\s*月\s*{_CN_NUM}+\s*日|日前|之前|以前|前完成|"
-            rf"{_CN_NUM}+\s*个?(?:工作日|日|天|个月)|年底|月底|截止|期限|施行|起实施|有效期"
-        ),
-    ),
-    FactKind(
-        "unit",
-        re.compile(r"谁|哪个部门|哪些部门|什么部门|哪个单位|哪些单位|哪家|责任单位|牵头单位|主管部门|审批|负责|管理部门|找谁|归谁"),
-        # "负责制" (a responsibility *system*) names no one, so it does not count.
-        re.compile(r"责任单位|牵头单位|由.{1,40}?负责|(?<!分工)负责(?!制)|主管部门|审批|审核|批准|牵头"),
-    ),
-    FactKind(
-        "condition",
-        # Not every yes/no question (「能延期吗」) asks for a condition: only explicit ones do.
-        re.compile(r"条件|哪些企业|什么企业|什么样的|符合|资格|要求|够不够|适用|对象|范围|门槛"),
-        re.compile(r"条件|符合|具备|满足|应当|须|对象|范围|适用|以上|以下|不低于|不超过|达到"),
-    ),
-)
+FACT_KINDS = LEXICON.fact_kinds
+INTENT_KINDS = LEXICON.intent_kinds
 
 
 def fact_kinds(question: str) -> list[FactKind]:
@@ -100,50 +110,114 @@ def fact_kinds(question: str) -> list[FactKind]:
     return [kind for kind in FACT_KINDS if kind.question.search(normalized)]
 
 
-# Further kinds of request that retrieval weighs (a clause matching the kind's ``sentence`` pattern
-# gains INTENT_WEIGHT in hybrid search; see assistant/retriever.py for the measurements). They are
-# kept apart from FACT_KINDS because the composer's fact-first rule was calibrated on those four.
-INTENT_KINDS = (
-    FactKind(
-        "penalty",
-        re.compile(r"罚|处罚|处分|会怎样|怎么处理|被抓|后果|追究|骗"),
-        re.compile(r"违反|罚款|处罚|责令|追究|处分|吊销|取消|追回|收回"),
-    ),
-    FactKind(
-        "procedure",
-        re.compile(r"程序|流程|步骤|怎么申请|如何申请|怎么办理|怎么报|去哪|哪里申请|手续|材料|第一步"),
-        re.compile(r"程序|流程|申请|申报|提交|报送|受理|审核|材料"),
-    ),
-    FactKind(
-        "target",
-        re.compile(r"目标|打算|计划|力争|预期|要达到|做到|压到|增长多少"),
-        re.compile(r"目标|力争|预期|达到|控制在|以内|增长"),
-    ),
-    FactKind(
-        "count",  # 几家 / 多少个 / 多少年 / 多少分 …: a number with any measure word answers it
-        re.compile(r"几|多少(?!钱|万|元)|多大|规模"),
-        # not an article or item number (第二十六条, 第3项): a whole number, not one cut after 第
-        re.compile(rf"(?<![第0-9０-９.．一二三四五六七八九十百千万亿两]){_CN_NUM}+\s*多?(?:个|家|人|名|只|支|项|种|年|分|天|日|所|户|亩|次|届|批|条|辆|台|吨|万|亿|%|％|倍)"),
-    ),
-    FactKind(
-        "effective",  # when a measure takes effect or runs out
-        re.compile(r"施行|生效|实施|管到|有效期|能用几年|用多久|到期"),
-        re.compile(r"自.{0,25}(?:起|之日)(?:施行|实施|执行|生效)|有效期|截至|截止|至\s*\d{4}\s*年"),
-    ),
-    FactKind(
-        "qualify",  # what it takes to be eligible, asked without the word 条件
-        re.compile(r"才能|才算|能申报|可以申报|能不能申|够格|得达到|要考|门槛|资格|需要拿|要拿|许可"),
-        re.compile(r"条件|具备|满足|不低于|以上|达到|取得"),
-    ),
-    FactKind(
-        "benefit",
-        re.compile(r"好处|优惠|激励|有什么用|享受"),
-        re.compile(r"优先|激励|奖励|便利|绿色通道|享受|给予"),
-    ),
-)
-
-
 def question_kinds(question: str) -> list[FactKind]:
     """Every kind of request a question makes, FACT_KINDS first, then INTENT_KINDS (for retrieval)."""
     normalized = normalize_query(question)
     return [kind for kind in (*FACT_KINDS, *INTENT_KINDS) if kind.question.search(normalized)]
+
+
+# --- Terms ------------------------------------------------------------------------------------------
+
+_PUNCT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
+_NUMBER_RE = re.compile(r"[0-9.%]+")
+
+
+def compact(text: str) -> str:
+    """Matching form of corpus or query text: normalised, spaces and punctuation removed."""
+    return _PUNCT_RE.sub("", normalize_for_matching(text))
+
+
+def bigrams(compact_text: str) -> set[str]:
+    return {compact_text[i : i + 2] for i in range(len(compact_text) - 1)}
+
+
+def term_forms(term: str) -> tuple[str, ...]:
+    """The spellings that count as finding a question term: itself, its full form (残保金 ->
+    残疾人就业保障金), the official terms retrieval also searches for (工资 -> 薪酬) and the looser
+    everyday forms (钱 -> 元), which count as found but are never searched."""
+    return (
+        term,
+        LEXICON.abbreviations.get(term, term),
+        *LEXICON.everyday_words.get(term, ()),
+        *LEXICON.colloquial_terms.get(term, ()),
+    )
+
+
+@lru_cache(maxsize=1)
+def default_tokenizer():
+    """A tokenizer with only the built-in dictionary, for callers without an index (tests, tools).
+    With an index, pass its own ``retriever.tokenizer`` so the terms are the ones searched."""
+    from assistant.lexical import ChineseTokenizer
+
+    return ChineseTokenizer(bigrams=False)
+
+
+def query_terms(question: str, tokenizer=None) -> list[str]:
+    """Content terms of a question as the tokenizer cuts them (deduplicated, compact).
+
+    >>> query_terms("地源热泵系统由哪个部门负责管理？")
+    ['热泵', '源热泵', '地源热泵', '系统', '部门', '负责', '管理', '负责管理']
+    """
+    terms: list[str] = []
+    for token in (tokenizer or default_tokenizer()).words(question):
+        token = compact(token)
+        if token and token not in terms:
+            terms.append(token)
+    return terms
+
+
+@dataclass(frozen=True)
+class QueryProfile:
+    """A question analysed once for scoring many sentences and deciding whether to answer.
+
+    ``coverage(text)`` is the share of the question's content characters (those inside some
+    content term) whose term occurs in ``text``; overlapping terms (热泵/地源热泵) are not double
+    counted, and an abbreviation counts as found when its full form is (残保金 -> 残疾人就业保障金).
+    """
+
+    question: str
+    compact: str
+    terms: tuple[str, ...]
+    bigrams: frozenset[str]
+    kinds: tuple[FactKind, ...]  # FACT_KINDS asked for (the composer's fact-first rule)
+    cities: frozenset[str]
+
+    @classmethod
+    def of(cls, question: str, tokenizer=None) -> "QueryProfile":
+        # The user's own numbers (「15个人」) are compared with thresholds (「30人（含）以下」), not
+        # matched, so they do not count toward coverage.
+        terms = tuple(t for t in query_terms(question, tokenizer) if not _NUMBER_RE.fullmatch(t))
+        grams = frozenset().union(*(bigrams(t) for t in terms)) if terms else frozenset()
+        normalized = normalize_query(question)
+        return cls(question, compact(normalized), terms, grams, tuple(fact_kinds(question)),
+                   frozenset(cities_named(normalized)))
+
+    @property
+    def key_terms(self) -> list[str]:
+        """The question's topic terms: content terms of 2+ characters that are not colloquial fragments.
+
+        >>> QueryProfile.of("郑州积分落户要攒够多少分").key_terms  # 要攒够 is phrasing, not a topic
+        ['郑州', '积分', '落户']
+        """
+        return [t for t in self.terms if len(t) >= 2 and not LEXICON.function_chars.intersection(t)]
+
+    def coverage(self, compact_text: str) -> float:
+        content = [False] * len(self.compact)
+        found = [False] * len(self.compact)
+        for term in self.terms:
+            start = self.compact.find(term)
+            if start < 0:
+                continue  # an expansion the user did not type
+            present = any(form in compact_text for form in term_forms(term))
+            while start >= 0:
+                for i in range(start, start + len(term)):
+                    content[i] = True
+                    found[i] = found[i] or present
+                start = self.compact.find(term, start + 1)
+        total = sum(content)
+        return sum(found) / total if total else 0.0
+
+    def bigram_overlap(self, compact_text: str) -> float:
+        if not self.bigrams:
+            return 0.0
+        return len(self.bigrams & bigrams(compact_text)) / len(self.bigrams)

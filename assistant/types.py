@@ -91,6 +91,27 @@ class Hit:
         }
 
 
+class SearchResult(list):
+    """The hits of one search, best first (it is a ``list[Hit]``), plus what the search measured on
+    the way, so that nothing downstream searches again: ``dense_similarity`` is the question's
+    cosine to its nearest clause under the dense encoder (None when no dense search ran)."""
+
+    def __init__(self, hits=(), *, mode: str = "hybrid", dense_similarity: float | None = None):
+        super().__init__(hits)
+        self.mode = mode
+        self.dense_similarity = dense_similarity
+
+    def with_dense_similarity(self, value: float | None) -> "SearchResult":
+        return SearchResult(self, mode=self.mode, dense_similarity=value)
+
+    def __getitem__(self, index):
+        item = super().__getitem__(index)
+        return SearchResult(item, mode=self.mode, dense_similarity=self.dense_similarity) if isinstance(index, slice) else item
+
+    def __repr__(self) -> str:
+        return f"SearchResult({len(self)} hits, mode={self.mode!r}, dense_similarity={self.dense_similarity})"
+
+
 @dataclass(frozen=True)
 class Quote:
     """A verbatim span of one clause, with the citation shown beside it."""
@@ -108,6 +129,15 @@ class Quote:
         return asdict(self)
 
 
+# Why an answer abstained (``Answer.reason``); metrics count every one of them as an abstention.
+ABSTENTION_REASONS = (
+    "no_relevant_clause",  # nothing retrieved answers the question
+    "fact_missing",  # the on-topic clauses do not state the kind of fact asked for (an amount, a date …)
+    "needs_context",  # an elliptical follow-up (「那郑州呢？」) with no earlier question to complete it
+    "not_found",  # a document or article asked for by 文号/title and number does not exist
+)
+
+
 @dataclass
 class Answer:
     question: str
@@ -115,14 +145,21 @@ class Answer:
     abstained: bool
     quotes: list[Quote] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
-    notice: str | None = None  # e.g. "query truncated to 2000 characters"
+    notice: str | None = None  # e.g. "问题过长，只检索了前 2000 个字"
+    reason: str | None = None  # one of ABSTENTION_REASONS when abstained
+    resolved_question: str | None = None  # what was searched, when a follow-up was completed
+    summary: str | None = None  # a generative composer's own words (never shown inside 「」)
+    composer: str = "extractive"  # which composer answered
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,
+            "reason": self.reason,
+            "resolved_question": self.resolved_question,
             "quotes": [q.to_dict() for q in self.quotes],
             "hits": [h.to_dict() for h in self.hits],
             "notice": self.notice,
+            "composer": self.composer,
         }

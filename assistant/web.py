@@ -4,10 +4,10 @@ A Gradio page where people ask questions and get answers that quote the policy c
 with a sources panel listing the retrieved clauses (query terms highlighted), filters by corpus
 file and city, example questions and a 「新对话」 button.
 
-    >>> from assistant.retriever import Retriever
-    >>> from assistant.web import build_app
-    >>> app = build_app(Retriever.load("index/default"))
-    >>> app.launch(server_name="127.0.0.1", server_port=7860, **LAUNCH_OPTIONS)
+    >>> from assistant.pipeline import Assistant
+    >>> from assistant.web import build_app, launch_options
+    >>> app = build_app(Assistant.load("index/default"))
+    >>> app.launch(server_name="127.0.0.1", server_port=7860, **launch_options())
 
 Other programs call the ``/ask`` endpoint:
 
@@ -16,7 +16,8 @@ Other programs call the ``/ask`` endpoint:
     {'question': ..., 'answer': ..., 'abstained': False, 'quotes': [...], 'hits': [...], 'notice': None}
 
 Per-conversation state (the previous question, for follow-ups) lives in ``gr.State``; the
-retriever is shared read-only, so concurrent users never see each other's questions.
+Assistant is shared read-only, so concurrent users never see each other's questions. Every
+string that came from the corpus or the user is escaped before the page renders it.
 """
 
 from __future__ import annotations
@@ -30,16 +31,10 @@ from typing import Any, Sequence
 # No usage reporting to the outside (the page must work offline, and it is nobody's business).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from assistant.compose import (  # noqa: E402  (after the environment is set)
-    NOT_FOUND,
-    answer_question,
-    document_name,
-    location,
-    query_terms,
-)
+from assistant.dialogue import HENAN_PLACES, place_names, resolve_followup  # noqa: E402,F401  (after the environment is set)
 from assistant.errors import AssistantError  # noqa: E402
-from assistant.query import HENAN_CITIES  # noqa: E402
-from assistant.text import normalize_query  # noqa: E402
+from assistant.query import query_terms  # noqa: E402
+from assistant.render import answer_markdown, document_name, escape_markdown, location  # noqa: E402,F401
 from assistant.types import Answer, Hit  # noqa: E402
 
 TITLE = "政策文件问答助手"
@@ -59,148 +54,10 @@ EXAMPLE_QUESTIONS = (
 )
 
 HITS_PER_QUESTION = 10
-
-# Cities and provinces a follow-up like 「那郑州呢？」 may name; the corpus adds its own at run time.
-HENAN_PLACES = (*HENAN_CITIES, "河南")
-PLACE_SUFFIXES = ("市", "省", "县", "区")
-
-# Words that name an aspect of a subject rather than a subject: 「申请条件呢？」 asks about the
-# previous question's subject.
-ASPECT_WORDS = (
-    "条件", "标准", "期限", "时间", "金额", "额度", "补贴", "奖励", "流程", "程序", "材料", "费用", "收费",
-    "责任单位", "牵头单位", "部门", "要求", "对象", "范围", "有效期", "办法", "申请", "政策", "规定", "比例",
-    "截止", "负责", "审批", "办理", "报送", "多久", "上报", "管理", "执行", "实施", "落实", "时候", "几号",
-)
-_FOLLOWUP_LEAD = re.compile(r"^(?:那么|那|还有|另外|再问一下|再问|然后|和|跟)\s*")
-_FOLLOWUP_TAIL = re.compile(r"(?:的情况|的呢|呢|吗|怎么样|如何)?\s*[?？。!！]*$")
-# Where the subject of a question ends: the first predicate or question word after it.
-_PREDICATE = re.compile(
-    r"由|是|有没有|有|能|可以|可|要|需要|应当|应|怎么|如何|什么|哪|多少|谁|吗|享受|给予|申请|办理|实行|执行|负责|对|在"
-)
-MAX_ELLIPTICAL_CHARS = 10
-
-
-# --- Follow-up questions --------------------------------------------------------------------
-
-def place_names(extra: Sequence[str] = ()) -> list[str]:
-    """Short place names (without 市/省), longest first so 三门峡 wins over a shorter match."""
-    names = set(HENAN_PLACES)
-    for name in extra:
-        if name:
-            names.add(name[:-1] if name.endswith(PLACE_SUFFIXES) and len(name) > 2 else name)
-    return sorted(names, key=len, reverse=True)
-
-
-def _find_place(text: str, places: Sequence[str]) -> re.Match[str] | None:
-    for place in places:
-        match = re.search(re.escape(place) + "(?:市|省)?", text)
-        if match:
-            return match
-    return None
-
-
-def _subject_end(question: str, start: int = 0) -> int:
-    """Index where the subject of a question ends (its first predicate word after 2 characters)."""
-    match = _PREDICATE.search(question, start + 2)
-    return match.start() if match else len(question)
-
-
-def resolve_followup(question: str, previous: str | None, places: Sequence[str] = HENAN_PLACES) -> str:
-    """The question to search for: ``question`` itself, or for an elliptical follow-up, the
-    previous question with its subject carried over.
-
-    >>> resolve_followup("那郑州呢？", "鹤壁市地源热泵系统由哪个部门负责管理")
-    '郑州市地源热泵系统由哪个部门负责管理'
-    >>> resolve_followup("安阳呢", "小微企业贷款能延期还本付息吗")
-    '安阳小微企业贷款能延期还本付息吗'
-    >>> resolve_followup("申请条件呢？", "鹤壁地源热泵供热特许经营权由谁审批")
-    '鹤壁地源热泵供热特许经营权申请条件'
-    >>> resolve_followup("小微企业贷款能延期还本付息吗", "鹤壁地源热泵由谁管")
-    '小微企业贷款能延期还本付息吗'
-    """
-    question = question.strip()
-    if not previous:
-        return question
-    places = place_names(places)
-    core = _FOLLOWUP_TAIL.sub("", _FOLLOWUP_LEAD.sub("", question)).strip()
-    if not core or len(core) > MAX_ELLIPTICAL_CHARS:
-        return question
-    asks_about = bool(re.search(r"呢\s*[?？]*$", question)) or question.startswith(("那", "还有", "另外"))
-    new_place = _find_place(core, places)
-    old_place = _find_place(previous, places)
-    if new_place and len(new_place.group()) >= len(core) - 1:
-        # 「那郑州呢？」: same question, another city.
-        if old_place:
-            suffix = "市" if old_place.group().endswith("市") and not new_place.group().endswith(("市", "省")) else ""
-            return previous[: old_place.start()] + new_place.group() + suffix + previous[old_place.end() :]
-        return new_place.group() + previous
-    if not _names_a_subject(core):
-        # 「申请条件呢？」, 「什么时候截止」: an aspect of the previous question's subject.
-        subject = previous[: _subject_end(previous, old_place.end() if old_place else 0)]
-        if subject and subject not in question:
-            return subject + core if asks_about else subject + question
-        return question
-    if asks_about:
-        # 「那个体工商户呢？」: the previous question about another subject (keeping its city).
-        start = old_place.end() if old_place else 0
-        end = _subject_end(previous, start)
-        place = old_place.group() if old_place and not new_place else ""
-        return place + core + previous[end:]
-    return question
-
-
-def _names_a_subject(core: str) -> bool:
-    """Whether a short question names something of its own beyond aspect and question words."""
-    rest = normalize_query(core)
-    for word in sorted(ASPECT_WORDS, key=len, reverse=True):
-        rest = rest.replace(word, "")
-    return bool(query_terms(rest)) if rest.strip() else False
+MAX_MESSAGE_CHARS = 10_000  # what the chat keeps of one message (the question itself is cut at 2000)
 
 
 # --- Rendering ----------------------------------------------------------------------------------
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~$])")
-_LIST_START = re.compile(r"^(\s*)(\d+)([.)])", re.MULTILINE)
-
-
-def escape_markdown(text: str) -> str:
-    """Show policy text literally in markdown (no emphasis, lists or HTML from its characters)."""
-    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-    text = _LIST_START.sub(r"\1\2\\\3", text)
-    return re.sub(r"^(\s*)([-+])", r"\1\\\2", text, flags=re.MULTILINE)
-
-
-def answer_markdown(answer: Answer, resolved_question: str | None = None) -> str:
-    """The chat reply: quotes in block quotes under their document, each with its citation."""
-    parts: list[str] = []
-    if resolved_question:
-        parts.append(f"*按「{escape_markdown(resolved_question)}」理解*")
-    if answer.notice:
-        parts.append(f"*注意：{escape_markdown(answer.notice)}*")
-    if answer.abstained:
-        first_line = answer.text.split("\n", 1)[0] if answer.text.startswith(NOT_FOUND) else f"{NOT_FOUND}。"
-        parts.append(f"**{escape_markdown(first_line)}**")
-        if answer.hits:
-            lines = ["可能相关（未必回答您的问题）："]
-            for hit in answer.hits[:3]:
-                c = hit.clause
-                lines.append(f"- {escape_markdown(document_name(c))} › {escape_markdown(c.label)} — `{location(c.source, c.line_start, c.line_end)}`")
-            parts.append("\n".join(lines))
-        return "\n\n".join(parts)
-    clauses = {h.clause.clause_id: h.clause for h in answer.hits}
-    current_doc = None
-    for quote in answer.quotes:
-        clause = clauses[quote.clause_id]
-        if clause.doc_id != current_doc:
-            parts.append(f"**{escape_markdown(document_name(clause))}**")
-            current_doc = clause.doc_id
-        body = "\n".join(f"> {line}" if line else ">" for line in f"「{escape_markdown(quote.text)}」".split("\n"))
-        where = location(quote.source, quote.line_start, quote.line_end)
-        label = f"{escape_markdown(quote.label)} · " if quote.label else ""
-        parts.append(f"{body}\n>\n> —— {label}`{where}`")
-    parts.append("<sub>完整条款见右侧「检索到的条款」。</sub>")
-    return "\n\n".join(parts)
-
 
 def highlight(text: str, terms: Sequence[str]) -> str:
     """HTML-escape ``text`` and wrap the query terms in <mark> (stray PDF spaces inside a term allowed)."""
@@ -250,7 +107,7 @@ CSS = """
 .source .badge { font-size: 12px; color: var(--color-accent); border: 1px solid var(--color-accent); border-radius: 4px; padding: 0 4px; }
 .clause-text { white-space: pre-wrap; margin-top: 6px; }
 .clause-text mark { background: #ffe58f; padding: 0 1px; }
-#sources-panel { max-height: 720px; overflow-y: auto; }
+.sources { max-height: 70vh; overflow-y: auto; padding-right: 4px; }
 """
 
 
@@ -275,64 +132,74 @@ def corpus_choices(retriever) -> tuple[list[tuple[str, str]], list[str]]:
     return files, cities
 
 
-def ask(retriever, question: str, files: Sequence[str] | None = None, cities: Sequence[str] | None = None, composer=None) -> Answer:
-    filters: dict[str, list[str]] = {}
-    if files:
-        filters["source"] = list(files)
-    if cities:
-        filters["city"] = list(cities)
-    return answer_question(retriever, question, k=HITS_PER_QUESTION, filters=filters or None, composer=composer)
+def _string_list(value, name: str) -> list[str]:
+    """A filter value from the page or the API: None/[] or a list of strings; anything else is refused."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v for v in value if v]
+    raise AssistantError(f"「{name}」必须是字符串列表，例如 [\"000_ed0d53ce87970edb.txt\"] / {name} must be a list of strings")
 
 
-def chat_turn(retriever, message: str, history: list[dict] | None, conversation: dict | None,
-              files: Sequence[str] | None = None, cities: Sequence[str] | None = None, *,
-              places: Sequence[str] = HENAN_PLACES, composer=None) -> tuple[str, list[dict], dict, str | None]:
+def ask(assistant, question: str, files: Sequence[str] | None = None, cities: Sequence[str] | None = None,
+        history: Sequence | None = None) -> Answer:
+    """One answer from the page or its API, with the page's file and city filters."""
+    if not isinstance(question, str):
+        raise AssistantError("问题必须是文字 / the question must be a string")
+    filters = {key: values for key, values in (("source", _string_list(files, "files")), ("city", _string_list(cities, "cities"))) if values}
+    return assistant.ask(question, filters=filters or None, history=history)
+
+
+def chat_turn(assistant, message: str, history: list[dict] | None, conversation: dict | None,
+              files: Sequence[str] | None = None, cities: Sequence[str] | None = None) -> tuple[str, list[dict], dict, str | None]:
     """One chat turn: (cleared textbox, new history, new conversation state, sources panel HTML).
 
     Pure function of its inputs (new lists/dicts are returned, nothing shared is mutated), so
     concurrent conversations never mix. The sources panel is None when it should stay as it is.
+    The user's message is shown exactly as typed (escaped, never rendered as Markdown or HTML).
     """
     history = list(history or [])
     conversation = dict(conversation or {})
-    message = (message or "").strip()
-    if not message:
+    message = (message or "")[:MAX_MESSAGE_CHARS]
+    if not message.strip():
+        history.append({"role": "assistant", "content": "请输入问题，例如「小微企业贷款能延期还本付息吗」。"})
         return "", history, conversation, None
-    resolved = resolve_followup(message, conversation.get("question"), places)
-    history.append({"role": "user", "content": message})
+    history.append({"role": "user", "content": escape_markdown(message)})
+    previous = [conversation["question"]] if conversation.get("question") else None
     try:
-        answer = ask(retriever, resolved, files, cities, composer)
+        answer = ask(assistant, message, files, cities, previous)
     except AssistantError as error:
         history.append({"role": "assistant", "content": f"**出错了：** {escape_markdown(str(error))}"})
         return "", history, conversation, None
-    conversation["question"] = resolved
-    history.append({"role": "assistant", "content": answer_markdown(answer, resolved if resolved != message else None)})
-    panel = sources_html(resolved, answer.hits, [q.clause_id for q in answer.quotes], abstained=answer.abstained)
+    if answer.reason != "needs_context":
+        conversation["question"] = answer.resolved_question or answer.question
+    history.append({"role": "assistant", "content": answer_markdown(answer)})
+    panel = sources_html(answer.resolved_question or answer.question, answer.hits,
+                         [q.clause_id for q in answer.quotes], abstained=answer.abstained)
     return "", history, conversation, panel
 
 
-def build_app(retriever, *, composer=None):
-    """The Gradio Blocks page around a loaded (read-only, shared) retriever."""
+def build_app(assistant):
+    """The Gradio Blocks page around a loaded (read-only, shared) Assistant."""
     import gradio as gr
 
-    query_terms("预热")  # load jieba's dictionary now, not during the first user's question
-    file_choices, city_choices = corpus_choices(retriever)
-    places = place_names(city_choices)
+    query_terms("预热", assistant.tokenizer)  # load jieba's dictionary now, not during the first user's question
+    file_choices, city_choices = corpus_choices(assistant.retriever)
 
     def respond(message: str, history: list[dict], conversation: dict, files: list[str], cities: list[str]):
-        text, history, conversation, panel = chat_turn(
-            retriever, message, history, conversation, files, cities, places=places, composer=composer
-        )
+        text, history, conversation, panel = chat_turn(assistant, message, history, conversation, files, cities)
         return text, history, conversation, gr.update() if panel is None else panel
 
     def new_conversation():
-        return "", [], {}, sources_html(None, [])
+        return gr.update(value="", lines=1), [], {}, sources_html(None, [])
 
     def ask_api(question: str, files: list[str] | None = None, cities: list[str] | None = None) -> dict:
         """Answer one question (no conversation): the same JSON as `python -m assistant ask --json`."""
         try:
-            return ask(retriever, question, files, cities, composer).to_dict()
+            return ask(assistant, question, files, cities).to_dict()
         except AssistantError as error:
-            raise gr.Error(str(error)) from error
+            print(f"ask API: refused a request: {error}", file=sys.stderr)
+            raise gr.Error(str(error)) from None
 
     with gr.Blocks(title=TITLE) as app:
         gr.Markdown(f"## {TITLE}\n{INTRO}")
@@ -354,6 +221,8 @@ def build_app(retriever, *, composer=None):
                         scale=5,
                         elem_id="question",
                         autofocus=True,
+                        lines=1,
+                        max_lines=4,
                     )
                     send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
                     new_chat = gr.Button("新对话", variant="secondary", scale=1, min_width=80, elem_id="new-chat")
@@ -382,20 +251,36 @@ def launch_options() -> dict[str, Any]:
 
     cjk = ["Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "PingFang SC", "Microsoft YaHei", "sans-serif"]
     theme = gr.themes.Default(font=cjk, font_mono=["DejaVu Sans Mono", "monospace"])
-    return {"share": False, "theme": theme, "css": CSS, "ssr_mode": False, "footer_links": ["api"]}
+    # The page has no upload; max_file_size bounds what /gradio_api/upload accepts anyway.
+    return {"share": False, "theme": theme, "css": CSS, "ssr_mode": False, "footer_links": ["api"], "max_file_size": "1mb"}
 
 
-def cli_serve(args) -> int:
-    """``python -m assistant serve``: load (or on first run build) the index, then serve the page."""
+def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: int = 7860) -> int:
+    """``python -m assistant serve``: open the index (building it on first run, with progress), then serve."""
+    from pathlib import Path
+
+    from assistant.pipeline import Assistant
     from assistant.retriever import Retriever
 
-    print(f"加载索引 / loading index {args.index} (building it from {args.corpus} if missing) ...", file=sys.stderr, flush=True)
-    retriever = Retriever.load_or_build(args.index, args.corpus, model=args.model, progress=True)
-    app = build_app(retriever)
+    index_dir = Path(index_dir)
+    if (index_dir / "manifest.json").exists() and model is None:
+        print(f"加载索引 / loading index {index_dir} ...", file=sys.stderr, flush=True)
+        try:
+            retriever = Retriever.load(index_dir)
+        except AssistantError as error:
+            if not Path(corpus_dir).is_dir():
+                raise
+            print(f"索引需要重建 / the index needs a rebuild: {error}", file=sys.stderr, flush=True)
+            retriever = Retriever.load_or_build(index_dir, corpus_dir, progress=True)
+    else:
+        print(f"首次运行，正在从 {corpus_dir} 建立索引 / building index {index_dir} from {corpus_dir} ...",
+              file=sys.stderr, flush=True)
+        retriever = Retriever.load_or_build(index_dir, corpus_dir, model=model, progress=True)
+    app = build_app(Assistant(retriever))
     app.queue(default_concurrency_limit=4)
-    print(f"页面 / page: http://{args.host}:{args.port}/  (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    print(f"页面 / page: http://{host}:{port}/  (Ctrl+C to stop)", file=sys.stderr, flush=True)
     try:
-        app.launch(server_name=args.host, server_port=args.port, **launch_options())
+        app.launch(server_name=host, server_port=port, **launch_options())
     except OSError as error:
-        raise AssistantError(f"cannot serve on {args.host}:{args.port} ({error}); choose another --port") from error
+        raise AssistantError(f"cannot serve on {host}:{port} ({error}); choose another --port") from error
     return 0

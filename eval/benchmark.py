@@ -166,7 +166,7 @@ def run_scale(scale: int, n_queries: int, workdir: Path, hnsw: bool) -> dict:
     from assistant.corpus import load_corpus
     from assistant.dense import DenseIndex
     from assistant.embedding import encoder_threads, load_embedder
-    from assistant.retriever import Retriever, embedding_text
+    from assistant.retriever import Retriever
 
     result: dict = {"scale": scale, "threads": encoder_threads(), "loadavg_1m": os.getloadavg()[0]}
     started = time.perf_counter()
@@ -183,7 +183,7 @@ def run_scale(scale: int, n_queries: int, workdir: Path, hnsw: bool) -> dict:
         retriever = Retriever.build(corpus_dir, index_dir, embedder=embedder, progress=False)
         result["cold_build_s"] = round(time.perf_counter() - started, 2)
         stats = retriever.build_stats
-        texts = [embedding_text(c) for c in retriever.clauses]
+        texts = [c.index_text for c in retriever.clauses]
         chars = sum(len(t) for t in texts)
         result["clauses"] = len(retriever.clauses)
         result["encode_s"] = stats["encode_seconds"]
@@ -213,7 +213,7 @@ def run_scale(scale: int, n_queries: int, workdir: Path, hnsw: bool) -> dict:
         base_retriever = Retriever.build(CORPUS, base_dir, embedder=embedder, progress=False, corpus=base)
         corpus, origin = scale_corpus(base, scale)
         perturbed = PerturbedEmbedder(embedder, base_retriever.dense.vectors,
-                                      [embedding_text(c) for c in corpus.clauses], origin)
+                                      [c.index_text for c in corpus.clauses], origin)
         del base_retriever
         index_dir = workdir / "index" / f"x{scale}"
         started = time.perf_counter()

@@ -82,13 +82,19 @@ class FakeRetriever:
     """Stands in for assistant.retriever.Retriever: bigram overlap over the fixture clauses."""
 
     def __init__(self, clauses=ALL_CLAUSES):
+        from assistant.query import default_tokenizer
+
         self.clauses = list(clauses)
         self.documents = []
         self.calls = []
+        self.tokenizer = default_tokenizer()
+
+    def clauses_of(self, doc_id):
+        return [c for c in self.clauses if c.doc_id == doc_id]
 
     def search(self, query, k=10, mode="hybrid", filters=None):
         self.calls.append((query, filters))
-        from assistant.compose import QueryProfile
+        from assistant.query import QueryProfile
 
         wanted = QueryProfile.of(query).bigrams
         scored = []
@@ -102,4 +108,6 @@ class FakeRetriever:
             if overlap:
                 scored.append((overlap, c))
         scored.sort(key=lambda item: -item[0])
-        return [Hit(c, float(s), {"bm25": i + 1, "dense": i + 1}) for i, (s, c) in enumerate(scored[:k])]
+        from assistant.types import SearchResult
+
+        return SearchResult([Hit(c, float(s), {"bm25": i + 1, "dense": i + 1}) for i, (s, c) in enumerate(scored[:k])])

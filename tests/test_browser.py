@@ -40,7 +40,9 @@ def free_port() -> int:
 def page_url(bundled_retriever):
     from assistant.web import build_app, launch_options
 
-    app = build_app(bundled_retriever)
+    from assistant.pipeline import Assistant
+
+    app = build_app(Assistant(bundled_retriever))
     app.queue()
     _, url, _ = app.launch(
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **launch_options()

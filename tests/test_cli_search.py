@@ -35,10 +35,17 @@ def test_search_plain_output_cites_file_and_lines(bundled_index, capsys):
 def test_huge_query_gets_a_notice_and_empty_query_a_clean_error(bundled_index, capsys):
     assert main(["search", "残保金" * 40_000, "--index", str(bundled_index), "--json", "--mode", "bm25"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert "truncated" in payload["notice"]
+    assert "2000" in payload["notice"] and "120000" in payload["notice"]
     assert main(["search", "   ", "--index", str(bundled_index)]) == 2
     err = capsys.readouterr().err
     assert "empty" in err and "Traceback" not in err
+
+
+def test_undecodable_bytes_in_a_query_are_dropped_not_a_traceback(bundled_index, capsys):
+    # what the shell hands Python for `search "$(printf '\xff')残疾人"`: a lone surrogate escape
+    assert main(["search", "\udcff残疾人", "--index", str(bundled_index), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["query"] == "残疾人" and payload["hits"]
 
 
 def test_missing_index_is_a_clean_error(tmp_path, capsys):

@@ -7,17 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from assistant.compose import (
-    NOT_FOUND,
-    ExtractiveComposer,
-    OpenAICompatibleComposer,
-    QuoteVerificationError,
-    compose,
-    fact_kinds,
-    query_terms,
-    split_sentences,
-    verify_answer,
-)
+from assistant.compose import ExtractiveComposer, compose
+from assistant.generative import OpenAICompatibleComposer
+from assistant.query import fact_kinds, query_terms
+from assistant.render import NOT_FOUND
+from assistant.sentences import split_sentences
+from assistant.verify import QuoteVerificationError, verify_answer
 from assistant.types import Answer, Quote
 from compose_fixtures import (
     ALL_CLAUSES,
@@ -129,10 +124,12 @@ def test_answer_json_shape():
 class AlteringComposer:
     """A deliberately broken composer: 'tidies up' the policy text it quotes."""
 
-    def compose(self, question, hits, **signals):
-        answer = ExtractiveComposer().compose(question, hits)
+    name = "altering"
+
+    def compose(self, request):
+        answer = ExtractiveComposer().compose(request)
         altered = [replace(q, text=q.text.replace("住房和城乡建设局", "住建局")) for q in answer.quotes]
-        return Answer(question, answer.text.replace("住房和城乡建设局", "住建局"), False, altered, list(hits))
+        return Answer(request.question, answer.text.replace("住房和城乡建设局", "住建局"), False, altered, request.hits)
 
 
 def test_broken_composer_is_caught():
@@ -212,19 +209,20 @@ def test_other_citys_local_notice_is_not_quoted_for_the_city_asked_about():
 
 
 def test_dense_similarity_decides_only_when_evidence_is_weak():
-    from assistant.compose import MIN_DENSE_SIMILARITY, AbstentionSignals
+    from assistant.abstention import AbstentionRule, AbstentionSignals
 
-    weak = AbstentionSignals(coverage=0.45, relevance=0.4, top_score=1.0, modes_agree=True, dense_similarity=MIN_DENSE_SIMILARITY - 0.01)
-    assert weak.should_abstain()
-    assert not AbstentionSignals(0.45, 0.4, 1.0, True, MIN_DENSE_SIMILARITY + 0.01).should_abstain()
-    assert not AbstentionSignals(0.9, 0.8, 1.0, True, 0.1).should_abstain()  # strong word evidence wins
-    assert AbstentionSignals(0.2, 0.2, 1.0, True, 0.9).should_abstain()  # too little of the question found
+    rule = AbstentionRule()
+    weak = AbstentionSignals(coverage=0.45, relevance=0.4, top_score=1.0, modes_agree=True, dense_similarity=rule.min_dense_similarity - 0.01)
+    assert rule.should_abstain(weak)
+    assert not rule.should_abstain(AbstentionSignals(0.45, 0.4, 1.0, True, rule.min_dense_similarity + 0.01))
+    assert not rule.should_abstain(AbstentionSignals(0.9, 0.8, 1.0, True, 0.1))  # strong word evidence wins
+    assert rule.should_abstain(AbstentionSignals(0.2, 0.2, 1.0, True, 0.9))  # too little of the question found
     strong = compose("地源热泵系统由哪个部门负责管理", hits(HEBI_ART4), dense_similarity=0.2)
     assert not strong.abstained
 
 
 def test_everyday_words_count_as_the_official_ones():
-    from assistant.compose import QueryProfile
+    from assistant.query import QueryProfile
 
     profile = QueryProfile.of("公司没招残疾人，残保金要交吗")
     assert profile.coverage("用人单位安排残疾人就业未达到规定比例的缴纳残疾人就业保障金") > 0.9
@@ -234,7 +232,7 @@ def test_everyday_words_count_as_the_official_ones():
 
 
 def test_locator_finds_the_source_lines_across_blank_and_wrapped_lines():
-    from assistant.compose import LineLocator
+    from assistant.verify import LineLocator
     from assistant.types import Document
     from compose_fixtures import clause
 
@@ -270,15 +268,15 @@ def test_locator_finds_the_source_lines_across_blank_and_wrapped_lines():
 
 
 def test_key_terms_keep_topic_words_and_drop_colloquial_fragments():
-    from assistant.compose import QueryProfile, key_terms
+    from assistant.query import QueryProfile
 
-    assert "产假" in key_terms(QueryProfile.of("三门峡女职工产假一共有多少天"))
-    assert key_terms(QueryProfile.of("郑州积分落户要攒够多少分")) == ["郑州", "积分", "落户"]
-    assert not {"几家", "时候"} & set(key_terms(QueryProfile.of("郑州有几家炼钢企业，什么时候关停")))
+    assert "产假" in QueryProfile.of("三门峡女职工产假一共有多少天").key_terms
+    assert QueryProfile.of("郑州积分落户要攒够多少分").key_terms == ["郑州", "积分", "落户"]
+    assert not {"几家", "时候"} & set(QueryProfile.of("郑州有几家炼钢企业，什么时候关停").key_terms)
 
 
 def test_term_rarity_ranks_a_word_the_corpus_lacks_above_a_common_one():
-    from assistant.compose import TermRarity
+    from assistant.abstention import TermRarity
 
     rarity = TermRarity(ALL_CLAUSES)
     assert rarity.document_frequency("地源热泵") == 3 and rarity.document_frequency("高温津贴") == 0
@@ -292,7 +290,7 @@ WORD_ONLY_RANKS = {"hybrid": 1, "bm25": 1, "dense": None}
 
 
 def test_question_whose_rare_key_term_is_absent_from_the_hits_abstains():
-    from assistant.compose import TermRarity
+    from assistant.abstention import TermRarity
 
     question = "鹤壁地源热泵系统用户能领高温津贴吗"  # 高温津贴: in no clause
     retrieved = hits(HEBI_ART6, HEBI_ART4, ranks=WORD_ONLY_RANKS)
@@ -304,7 +302,7 @@ def test_question_whose_rare_key_term_is_absent_from_the_hits_abstains():
 
 
 def test_question_whose_key_terms_are_all_in_the_hits_is_answered():
-    from assistant.compose import TermRarity
+    from assistant.abstention import TermRarity
 
     answer = compose(
         "鹤壁地源热泵系统用电有什么优惠政策",
@@ -316,32 +314,37 @@ def test_question_whose_key_terms_are_all_in_the_hits_is_answered():
 
 
 def test_key_term_test_needs_the_dense_encoder_to_disagree_too():
-    from assistant.compose import DENSE_RANK_DISAGREEMENT, KEY_TERM_DENSE_SIMILARITY, MIN_KEY_TERM_COVERAGE, AbstentionSignals
+    from assistant.abstention import AbstentionRule, AbstentionSignals
 
-    def signals(key_coverage, dense_rank, similarity):
-        return AbstentionSignals(0.6, 0.5, 1.0, True, similarity, key_coverage, dense_rank)
+    rule = AbstentionRule()
 
-    low = MIN_KEY_TERM_COVERAGE - 0.1
-    assert signals(low, float("inf"), KEY_TERM_DENSE_SIMILARITY - 0.01).should_abstain()
-    assert signals(low, DENSE_RANK_DISAGREEMENT, KEY_TERM_DENSE_SIMILARITY - 0.01).should_abstain()
-    assert not signals(low, 1, KEY_TERM_DENSE_SIMILARITY - 0.01).should_abstain()  # dense agrees on the top hit
-    assert not signals(low, float("inf"), KEY_TERM_DENSE_SIMILARITY + 0.01).should_abstain()  # a close clause exists
-    assert not signals(MIN_KEY_TERM_COVERAGE + 0.1, float("inf"), 0.44).should_abstain()  # the topic words are there
-    assert not signals(None, float("inf"), 0.44).should_abstain()  # no corpus rarity: test skipped
-    assert not signals(low, None, 0.44).should_abstain()  # no dense ranks: test skipped
+    def abstains(key_coverage, dense_rank, similarity):
+        return rule.should_abstain(AbstentionSignals(0.6, 0.5, 1.0, True, similarity, key_coverage, dense_rank))
+
+    low = rule.min_key_term_coverage - 0.1
+    below = rule.key_term_dense_similarity - 0.01
+    assert abstains(low, float("inf"), below)
+    assert abstains(low, rule.dense_rank_disagreement, below)
+    assert not abstains(low, 1, below)  # dense agrees on the top hit
+    assert not abstains(low, float("inf"), rule.key_term_dense_similarity + 0.01)  # a close clause exists
+    assert not abstains(rule.min_key_term_coverage + 0.1, float("inf"), 0.44)  # the topic words are there
+    assert not abstains(None, float("inf"), 0.44)  # no corpus rarity: test skipped
+    assert not abstains(low, None, 0.44)  # no dense ranks: test skipped
 
 
 def test_key_term_coverage_counts_terms_found_together_in_one_clause():
-    from assistant.compose import TermRarity, key_term_coverage
+    from assistant.abstention import TermRarity, key_term_coverage
+    from assistant.query import QueryProfile
 
     rarity = TermRarity(ALL_CLAUSES)
     # 用电 is in 第六条 only, 主管部门 in 第四条 only: pooled they would both be "found"
     question = "鹤壁地源热泵用电归哪个主管部门"
-    apart = key_term_coverage(question, hits(HEBI_ART6, HEBI_ART4), rarity)
-    alone = key_term_coverage(question, hits(HEBI_ART6), rarity)
-    assert apart == pytest.approx(max(alone, key_term_coverage(question, hits(HEBI_ART4), rarity)))
+    profile = QueryProfile.of(question)
+    apart = key_term_coverage(profile, hits(HEBI_ART6, HEBI_ART4), rarity)
+    alone = key_term_coverage(profile, hits(HEBI_ART6), rarity)
+    assert apart == pytest.approx(max(alone, key_term_coverage(profile, hits(HEBI_ART4), rarity)))
     assert apart < 1.0
-    assert key_term_coverage("鹤壁地源热泵系统用电有什么优惠政策", hits(HEBI_ART6, HEBI_ART4), rarity) == pytest.approx(1.0)
+    assert key_term_coverage(QueryProfile.of("鹤壁地源热泵系统用电有什么优惠政策"), hits(HEBI_ART6, HEBI_ART4), rarity) == pytest.approx(1.0)
 
 
 def test_asked_for_amount_is_fetched_from_a_lower_clause_when_the_top_one_lacks_it():

@@ -28,7 +28,7 @@ def test_empty_query_is_refused_with_an_example(tiny, query):
 def test_huge_query_is_truncated_with_a_notice_not_a_crash(tiny):
     query = "残保金要交吗" * 20_000  # 120 kB of text
     prepared = prepare_query(query)
-    assert len(prepared.text) == MAX_QUERY_CHARS and "truncated" in prepared.notice
+    assert len(prepared.text) == MAX_QUERY_CHARS and f"前 {MAX_QUERY_CHARS} 个字" in prepared.notice
     assert prepare_query("残保金要交吗").notice is None
     for mode in ("bm25", "dense", "hybrid"):
         assert tiny.search(query, k=3, mode=mode)
@@ -113,23 +113,52 @@ def test_bundled_index_city_filter(bundled_retriever):
     assert "地源热泵" in hits[0].clause.text
 
 
-def test_bundled_index_prefers_the_clause_that_carries_the_kind_of_fact_asked(bundled_retriever, monkeypatch):
+def test_bundled_index_prefers_the_clause_that_carries_the_kind_of_fact_asked(bundled_retriever):
     # 「罚多少」 asks for a penalty: 第四十三条 (违反…处…罚款) answers, 第二十六条 only forbids.
     question = "往淇河里直接排没处理的畜禽粪便，罚多少"
     assert bundled_retriever.search(question, k=1)[0].clause.label == "第四十三条"
-    import assistant.retriever as retriever_module
-
-    monkeypatch.setattr(retriever_module, "INTENT_WEIGHT", 0.0)
-    assert bundled_retriever.search(question, k=1)[0].clause.label == "第二十六条"  # what words alone rank first
+    words_alone = bundled_retriever.with_config(intent_weight=0.0)
+    assert words_alone.search(question, k=1)[0].clause.label == "第二十六条"  # what words alone rank first
 
 
-def test_bundled_index_puts_the_named_citys_clauses_before_another_citys(bundled_retriever, monkeypatch):
+def test_bundled_index_puts_the_named_citys_clauses_before_another_citys(bundled_retriever):
     from assistant.query import cities_named, clause_fits_cities
 
     question = "安阳工程质保金最多扣多少、扣多久"
     cities = cities_named(question)
     assert all(clause_fits_cities(h.clause, cities) for h in bundled_retriever.search(question, k=3))
-    import assistant.retriever as retriever_module
+    no_penalty = bundled_retriever.with_config(city_mismatch_penalty=0.0)
+    assert not all(clause_fits_cities(h.clause, cities) for h in no_penalty.search(question, k=3))
 
-    monkeypatch.setattr(retriever_module, "CITY_MISMATCH_PENALTY", 0.0)
-    assert not all(clause_fits_cities(h.clause, cities) for h in bundled_retriever.search(question, k=3))
+
+def test_search_config_is_validated_and_saved_in_the_manifest(tiny):
+    from assistant.retriever import SearchConfig
+
+    assert tiny.manifest["search"] == tiny.config.to_dict() == SearchConfig().to_dict()
+    assert SearchConfig.from_dict(tiny.manifest["search"]) == tiny.config
+    for bad in ({"fusion": "max"}, {"bm25_weight": -1}, {"candidates": 0}, {"intent_weight": float("nan")}):
+        with pytest.raises(ValueError):
+            SearchConfig(**bad)
+    with pytest.raises(ValueError, match="unknown"):
+        SearchConfig.from_dict({"weight": 1})
+
+
+def test_search_reports_the_dense_similarity_it_measured(tiny):
+    result = tiny.search("残保金要交吗", k=3)
+    dense = tiny.search("残保金要交吗", k=1, mode="dense")
+    assert result.dense_similarity == pytest.approx(dense[0].score, abs=1e-5)
+    assert tiny.search("残保金要交吗", k=3, mode="bm25").dense_similarity is None
+
+
+@pytest.mark.parametrize("query", ["\udcff残疾人", "\ud800残疾人", "残疾人\x00\x07"])
+def test_undecodable_characters_are_dropped_not_a_crash(tiny, query):
+    assert prepare_query(query).text == "残疾人"
+    for mode in ("bm25", "dense", "hybrid"):
+        assert tiny.search(query, k=2, mode=mode)
+
+
+def test_filter_values_of_the_wrong_type_are_refused(tiny):
+    with pytest.raises(AssistantError, match="list of strings"):
+        tiny.search("地源热泵", filters={"source": 5})
+    with pytest.raises(AssistantError, match="filters"):
+        tiny.search("地源热泵", filters=["b_zz.txt"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import socket
 
 import pytest
 
 from assistant.compose import compose
+from assistant.pipeline import Assistant
 from assistant.web import (
     EXAMPLE_QUESTIONS,
     answer_markdown,
@@ -57,7 +59,7 @@ def test_answer_markdown_quotes_in_blockquotes_with_citations():
     md = answer_markdown(answer)
     assert f"**{HEBI_TITLE}（鹤政办〔2025〕9号）**" in md
     assert "> 「第四条 鹤壁市住房和城乡建设局是本市地源热泵系统建设和运行管理的行政主管部门。」" in md
-    assert f"`{HEBI_FILE}:54`" in md
+    assert escape_markdown(f"{HEBI_FILE}:54") in md and "`" not in md  # no code span a file name could break out of
 
 
 def test_abstained_answer_lists_possibly_related_without_quotes():
@@ -67,13 +69,14 @@ def test_abstained_answer_lists_possibly_related_without_quotes():
 
 
 def test_followup_reading_is_shown():
-    answer = compose("郑州市地源热泵系统由哪个部门负责管理", hits(HEBI_ART4))
-    assert "按「郑州市地源热泵系统由哪个部门负责管理」理解" in answer_markdown(answer, "郑州市地源热泵系统由哪个部门负责管理")
+    answer = compose("那郑州呢？", hits(HEBI_ART4))
+    answer.resolved_question = "郑州市地源热泵系统由哪个部门负责管理"
+    assert "按「郑州市地源热泵系统由哪个部门负责管理」理解" in answer_markdown(answer)
 
 
 def test_policy_text_is_not_turned_into_markdown():
     assert escape_markdown("1. 加大*力度*") == "1\\. 加大\\*力度\\*"
-    assert escape_markdown("- 第一项 <b>") == "\\- 第一项 \\<b\\>"
+    assert escape_markdown("- 第一项 <b>") == "\\- 第一项 &lt;b&gt;"
 
 
 def test_highlight_marks_terms_escapes_html_and_tolerates_pdf_spaces():
@@ -93,10 +96,10 @@ def test_sources_panel_lists_clauses_with_location_and_marks():
 
 def test_chat_turn_answers_and_carries_the_subject_over():
     retriever = FakeRetriever()
-    _, history, state, panel = chat_turn(retriever, "鹤壁市地源热泵系统由哪个部门负责管理", [], {})
+    _, history, state, panel = chat_turn(Assistant(retriever), "鹤壁市地源热泵系统由哪个部门负责管理", [], {})
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert "住房和城乡建设局" in history[1]["content"] and HEBI_ART4.clause_id in panel
-    _, history2, state2, _ = chat_turn(retriever, "那郑州呢？", history, state)
+    _, history2, state2, _ = chat_turn(Assistant(retriever), "那郑州呢？", history, state)
     assert retriever.calls[-1][0] == "郑州市地源热泵系统由哪个部门负责管理"
     assert len(history2) == 4 and len(history) == 2  # inputs are not mutated
     assert state == {"question": "鹤壁市地源热泵系统由哪个部门负责管理"}
@@ -105,10 +108,26 @@ def test_chat_turn_answers_and_carries_the_subject_over():
 
 def test_chat_turn_passes_filters_and_reports_errors_in_the_chat():
     retriever = FakeRetriever()
-    chat_turn(retriever, "粮食安全谁负责", [], {}, [ZZ_GRAIN.source], ["郑州市"])
+    chat_turn(Assistant(retriever), "粮食安全谁负责", [], {}, [ZZ_GRAIN.source], ["郑州市"])
     assert retriever.calls[-1][1] == {"source": [ZZ_GRAIN.source], "city": ["郑州市"]}
-    text, history, state, panel = chat_turn(retriever, "   ", [], {})
-    assert history == [] and panel is None
+    text, history, state, panel = chat_turn(Assistant(retriever), "   ", [], {})
+    assert panel is None and [m["role"] for m in history] == ["assistant"]
+    assert "请输入问题" in history[0]["content"]  # an empty question gets a message, not silence
+
+
+def test_a_followup_without_a_previous_question_asks_for_the_whole_question():
+    retriever = FakeRetriever()
+    _, history, state, panel = chat_turn(Assistant(retriever), "那郑州呢？", [], {})
+    assert retriever.calls == [] and state == {}
+    assert "上一个问题" in history[-1]["content"] and "「" not in history[-1]["content"]
+
+
+def test_the_users_message_is_shown_as_typed_not_as_html():
+    _, history, _, _ = chat_turn(Assistant(FakeRetriever()), "<img src=x>地源热泵<b>粗体</b><script>x</script>谁管", [], {})
+    shown = history[0]["content"]
+    assert "<img" not in shown and "<b>" not in shown and "<script>" not in shown
+    assert "<" not in shown
+    assert html.unescape(shown.replace("\\", "")) == "<img src=x>地源热泵<b>粗体</b><script>x</script>谁管"
 
 
 def test_corpus_choices_name_every_file():
@@ -123,8 +142,9 @@ def test_corpus_choices_name_every_file():
 def test_example_questions_are_answered_from_the_corpus(bundled_retriever):
     from assistant.web import ask
 
+    assistant = Assistant(bundled_retriever)
     for question in EXAMPLE_QUESTIONS:
-        answer = ask(bundled_retriever, question)
+        answer = ask(assistant, question)
         assert not answer.abstained, question
         assert answer.quotes, question
 
@@ -141,7 +161,7 @@ def test_gradio_client_ask_endpoint(bundled_retriever):
 
     from assistant.web import build_app, launch_options
 
-    app = build_app(bundled_retriever)
+    app = build_app(Assistant(bundled_retriever))
     app.queue()
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **launch_options())
     try:

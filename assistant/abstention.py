@@ -1,0 +1,185 @@
+"""Whether the retrieved clauses answer a question at all: the signals and the decision.
+
+Three signals are read:
+
+- coverage: share (by characters) of the question's content terms found in the best sentence
+  plus its clause's document title and section path (among the top clauses that can apply to the
+  city asked about);
+- dense similarity: cosine between the question and its nearest clause by the dense encoder
+  (absolute, unlike the fused hybrid score, which is normalised per query);
+- key-term coverage: the question's topic terms found together in one of the top clauses, each
+  weighted by its corpus IDF (:class:`TermRarity`), so a rare topic word the corpus lacks
+  (个人养老金, 网约车, 产假) outweighs the common words around it; read together with the dense
+  rank of the first hit (when the dense encoder does not put the hybrid winner near its own top,
+  the winner came from word overlap alone).
+
+>>> rarity = TermRarity(retriever.clauses)
+>>> signals = abstention_signals(profile, fitting_hits, scored, dense_similarity=0.52,
+...                              term_rarity=rarity, all_hits=hits)
+>>> AbstentionRule().should_abstain(signals)
+False
+
+How the thresholds were chosen, and how they score in and out of sample: eval/README.md.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+from assistant.query import QueryProfile, compact, term_forms
+from assistant.sentences import ScoredSentence
+from assistant.types import Clause, Hit
+
+KEY_TERM_CLAUSES = 5  # the top clauses key-term coverage looks at, one at a time
+
+
+class TermRarity:
+    """Corpus IDF of question terms, counted by substring over every clause (title, section, text).
+
+    Substring counting finds a term however jieba would cut the clause; a term the corpus never
+    uses (in any of its :func:`~assistant.query.term_forms`) gets the highest IDF.
+
+        >>> rarity = TermRarity(retriever.clauses)
+        >>> rarity.idf("产假") > rarity.idf("企业")
+        True
+    """
+
+    def __init__(self, clauses: Iterable[Clause]):
+        self._texts = [compact(c.doc_title + "".join(c.section_path) + c.text) for c in clauses]
+        self._idf: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def document_frequency(self, term: str) -> int:
+        return max(sum(form in text for text in self._texts) for form in term_forms(term))
+
+    def idf(self, term: str) -> float:
+        value = self._idf.get(term)
+        if value is None:
+            value = math.log((len(self._texts) + 1) / (self.document_frequency(term) + 0.5))
+            with self._lock:
+                self._idf[term] = value
+        return value
+
+
+def key_term_coverage(profile: QueryProfile, hits: Sequence[Hit], rarity: TermRarity | None) -> float | None:
+    """IDF-weighted share of the question's key terms found together in one clause (title, section
+    path and text): the best of the top KEY_TERM_CLAUSES hits.
+
+    One clause, not the top clauses pooled: an unanswerable question's topic words are often each
+    somewhere in the corpus (积分 in one clause, 落户 in another) but never together.
+    None when it cannot be told (no corpus rarity, or no key terms in the question).
+    """
+    terms = profile.key_terms
+    if rarity is None or not terms:
+        return None
+    weights = {t: rarity.idf(t) for t in terms}
+    total = sum(weights.values())
+    if total <= 0:
+        return None
+    best = 0.0
+    for hit in hits[:KEY_TERM_CLAUSES]:
+        body = compact(hit.clause.doc_title + "".join(hit.clause.section_path) + hit.clause.text)
+        best = max(best, sum(w for t, w in weights.items() if any(form in body for form in term_forms(t))) / total)
+    return best
+
+
+def top_hit_dense_rank(hits: Sequence[Hit]) -> float | None:
+    """Dense-mode rank of the first hit: math.inf when the dense search did not return it at all,
+    None when no dense search ran (bm25-only hits, hand-made hits without ranks)."""
+    if not hits or "dense" not in (hits[0].ranks or {}):
+        return None
+    rank = hits[0].ranks["dense"]
+    return math.inf if rank is None else float(rank)
+
+
+@dataclass(frozen=True)
+class AbstentionSignals:
+    """What the abstain/answer decision looks at (also written out by calibration)."""
+
+    coverage: float  # best content-term coverage among sentences of the top clauses
+    relevance: float  # best sentence relevance
+    top_score: float  # retriever score of the first hit
+    modes_agree: bool  # the first hit is ranked by every retrieval mode that ran
+    dense_similarity: float | None = None  # question vs nearest clause, dense encoder cosine
+    key_term_coverage: float | None = None  # IDF-weighted key terms found in one top clause
+    top_dense_rank: float | None = None  # dense rank of the first hit (inf: not among dense candidates)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def abstention_signals(
+    profile: QueryProfile,
+    hits: Sequence[Hit],
+    scored: Sequence[ScoredSentence],
+    dense_similarity: float | None = None,
+    *,
+    term_rarity: TermRarity | None = None,
+    all_hits: Sequence[Hit] | None = None,
+) -> AbstentionSignals:
+    """Signals for ``hits`` (the clauses that fit the city asked about) and their ``scored``
+    sentences; ``all_hits`` (default ``hits``) is the unfiltered retrieval, whose first hit's dense
+    rank is read."""
+    dense_rank = top_hit_dense_rank(list(all_hits if all_hits is not None else hits))
+    if not hits or not scored:
+        return AbstentionSignals(0.0, 0.0, float(hits[0].score) if hits else 0.0, False, dense_similarity, None, dense_rank)
+    ranks = hits[0].ranks or {}
+    return AbstentionSignals(
+        coverage=max(s.coverage for s in scored),
+        relevance=max(s.relevance for s in scored),
+        top_score=float(hits[0].score),
+        modes_agree=bool(ranks) and all(r is not None for r in ranks.values()),
+        dense_similarity=dense_similarity,
+        key_term_coverage=key_term_coverage(profile, hits, term_rarity),
+        top_dense_rank=dense_rank,
+    )
+
+
+@dataclass(frozen=True)
+class AbstentionRule:
+    """The hand-set rule. Abstain when
+
+    - coverage < min_coverage, or
+    - coverage < weak_coverage and dense similarity < min_dense_similarity, or
+    - key-term coverage < min_key_term_coverage and the first hit's dense rank >=
+      dense_rank_disagreement (or absent) and dense similarity < key_term_dense_similarity.
+
+    Without a dense similarity (bare hits), coverage < coverage_only alone decides; without corpus
+    term rarity the third test is skipped.
+    """
+
+    min_coverage: float = 0.35
+    weak_coverage: float = 0.5
+    min_dense_similarity: float = 0.41
+    min_key_term_coverage: float = 0.6
+    dense_rank_disagreement: float = 10
+    key_term_dense_similarity: float = 0.48
+    coverage_only: float = 0.4
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+                raise ValueError(f"AbstentionRule.{name} must be a non-negative number, not {value!r}")
+
+    def should_abstain(self, signals: AbstentionSignals) -> bool:
+        if signals.dense_similarity is None:
+            return signals.coverage < self.coverage_only
+        if signals.coverage < self.min_coverage:
+            return True
+        if signals.coverage < self.weak_coverage and signals.dense_similarity < self.min_dense_similarity:
+            return True
+        return self.key_topic_missing(signals)
+
+    def key_topic_missing(self, signals: AbstentionSignals) -> bool:
+        """The question's rare topic words are missing from the top clauses, and the dense encoder
+        neither ranks the first hit near its top nor finds any clause close to the question."""
+        if signals.key_term_coverage is None or signals.top_dense_rank is None or signals.dense_similarity is None:
+            return False
+        return (
+            signals.key_term_coverage < self.min_key_term_coverage
+            and signals.top_dense_rank >= self.dense_rank_disagreement
+            and signals.dense_similarity < self.key_term_dense_similarity
+        )

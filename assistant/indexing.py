@@ -1,0 +1,222 @@
+"""Building an index: corpus -> clauses -> embeddings + BM25 + FAISS -> an index directory.
+
+>>> from assistant.indexing import build_index
+>>> report = build_index("corpus", "index/default")            # only what changed is re-encoded
+>>> report.retriever.search("地源热泵项目谁来审批")[0].clause.label
+>>> report.up_to_date, report.encoded, report.reused, report.seconds
+
+An index whose manifest matches the corpus file hashes, model, chunker, BM25 parameters and search
+config is just opened. Otherwise clauses whose text the embedding cache has not seen are encoded
+(``force`` re-encodes everything), both BM25 indexes are rebuilt, and the directory is switched
+atomically by :func:`assistant.store.write_index`. :func:`check_compatible` is the one test of
+whether an index can be searched by this program, with the command that fixes it when not.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.errors import AssistantError
+from assistant.paths import DEFAULT_CORPUS_DIR
+from assistant.retriever import Retriever, SearchConfig
+from assistant.store import StoredIndex, embedding_cache_dir, load_index, read_manifest, write_index
+from assistant.types import Clause
+
+
+def chunker_version() -> str:
+    from assistant.chunking import CHUNKER_VERSION
+
+    return str(CHUNKER_VERSION)
+
+
+def rebuild_command(index_dir: Path, manifest: dict[str, Any] | None = None, *, model: str | None = None) -> str:
+    """The command that rebuilds this index as it was built (its corpus and model when not the defaults)."""
+    parts = ["python -m assistant index build", f"--index {index_dir}"]
+    corpus = (manifest or {}).get("corpus_dir")
+    if corpus and Path(corpus).resolve() != DEFAULT_CORPUS_DIR.resolve():
+        parts.append(f"--corpus {corpus}")
+    source = model or (manifest or {}).get("model_source")
+    if source:
+        parts.append(f"--model {source}")
+    return " ".join(parts)
+
+
+def check_compatible(index_dir: Path, manifest: dict[str, Any], *, model_id: str | None = None) -> None:
+    """AssistantError with the rebuild command unless this program can search the index: same
+    chunker version and BM25 parameters, and (when given) the same encoder model."""
+    from assistant.lexical import bm25_params
+
+    index_dir = Path(index_dir)
+    problems = []
+    if manifest.get("chunker_version") != chunker_version():
+        problems.append(f"built by chunker version {manifest.get('chunker_version')}, this program uses {chunker_version()}")
+    if manifest.get("bm25") != bm25_params():
+        problems.append(f"built with BM25 parameters {manifest.get('bm25')}, this program uses {bm25_params()}")
+    if model_id is not None and manifest.get("model_id") != model_id:
+        problems.append(f"built with model {manifest.get('model_id')}, but {model_id} was asked for")
+    if problems:
+        model = None if model_id is None or model_id == manifest.get("model_id") else "MODEL"
+        raise AssistantError(f"the index at {index_dir} was {'; '.join(problems)}; rebuild it with: "
+                             f"{rebuild_command(index_dir, manifest, model=model)}")
+
+
+@dataclass
+class BuildReport:
+    retriever: Retriever
+    up_to_date: bool
+    encoded: int = 0
+    reused: int = 0
+    encode_seconds: float = 0.0
+    seconds: float = 0.0
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def build_index(
+    corpus_dir: str | Path,
+    index_dir: str | Path,
+    *,
+    model: str | None = None,
+    progress: bool = True,
+    force: bool = False,
+    corpus=None,
+    embedder=None,
+    config: SearchConfig | None = None,
+) -> BuildReport:
+    """Build (or update) the index of ``corpus_dir`` in ``index_dir``; see the module docstring.
+
+    ``corpus`` may pass an already loaded Corpus and ``embedder`` an already loaded Embedder
+    (anything with encode_passages/encode_queries/model_id/dimension).
+    """
+    from assistant.dense import DenseIndex
+    from assistant.embedding import EmbeddingCache, load_embedder, text_sha
+    from assistant.lexical import ChineseTokenizer, LexicalIndex, TokenCache, bm25_params, corpus_terms, token_ids
+
+    started = time.perf_counter()
+    corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
+    config = config or SearchConfig()
+    if corpus is None:
+        if not corpus_dir.is_dir():
+            raise AssistantError(f"corpus directory {corpus_dir} does not exist; pass --corpus DIR")
+        from assistant.corpus import load_corpus
+
+        _say(progress, f"读取语料 / reading corpus {corpus_dir} ...")
+        corpus = load_corpus(corpus_dir)
+        _report_skipped(corpus, progress)
+    if not corpus.clauses:
+        raise AssistantError(f"no clauses found in {corpus_dir}: it holds no readable corpus files")
+    _say(progress, f"加载模型 / loading encoder {model or 'default'} ...")
+    embedder = embedder or load_embedder(model)
+    files = {f.name: f.sha256 for f in corpus.files}
+    chunker = chunker_version()
+
+    previous = None
+    if (index_dir / "manifest.json").is_file() or index_dir.is_symlink() or index_dir.is_dir():
+        try:
+            previous = read_manifest(index_dir)
+        except AssistantError:
+            previous = None  # missing or unreadable: simply rebuilt
+    if (
+        not force
+        and previous is not None
+        and previous.get("model_id") == embedder.model_id
+        and previous.get("chunker_version") == chunker
+        and previous.get("files") == files
+        and previous.get("bm25") == bm25_params()
+        and SearchConfig.from_dict(previous.get("search")) == config
+    ):
+        try:
+            retriever = Retriever(load_index(index_dir), embedder)
+            return BuildReport(retriever, True, 0, len(retriever.clauses), 0.0, time.perf_counter() - started)
+        except AssistantError:
+            pass  # damaged: fall through and rebuild
+
+    clauses = list(corpus.clauses)
+    texts = [c.index_text for c in clauses]  # what the encoder sees: the same title + section + text BM25 sees
+    shas = [text_sha(t) for t in texts]
+    cache_dir = embedding_cache_dir(index_dir)
+    cache = EmbeddingCache(None if force else cache_dir, embedder.model_id, embedder.dimension)
+    if not force and previous is not None and previous.get("model_id") == embedder.model_id:
+        _seed_cache_from_index(cache, index_dir)
+    _say(progress, f"编码条款 / encoding {len(clauses)} clauses with {embedder.model_id} ...")
+    vectors = cache.encode(embedder, texts, progress=progress)
+    encoded, reused = cache.misses, cache.hits
+    if force:  # still leave a fresh cache behind for the next incremental build
+        cache = cache.moved_to(cache_dir)
+    cache.save()
+    del cache  # its matrix can be as large as the index's vectors: free it before BM25 is built
+    encode_seconds = time.perf_counter() - started
+
+    _say(progress, "建立检索索引 / building BM25 and FAISS indexes ...")
+    tokenizer = ChineseTokenizer(corpus_terms([d.title for d in corpus.documents], (c.text for c in clauses)))
+    token_cache = TokenCache(None if force else cache_dir, tokenizer)
+    clause_ids, vocab = token_ids(token_cache.tokenize(texts))
+    token_cache.save()
+    lexical = LexicalIndex.build([], tokenizer, ids=clause_ids, vocab=vocab)
+    document_ids = _document_ids(clauses, clause_ids)
+    # the documents' ids are a copy: free the clauses' before the second BM25 index is built,
+    # where a x100 corpus peaks (75M token ids are 300 MB each way)
+    del clause_ids
+    doc_lexical = LexicalIndex.build([], tokenizer, ids=document_ids, vocab=vocab)
+    del document_ids
+    dense = DenseIndex.build(vectors)
+    manifest = {
+        "model_id": embedder.model_id,
+        "model_source": None if model is None else str(Path(model).resolve()) if Path(model).exists() else model,
+        "dimension": embedder.dimension,
+        "chunker_version": chunker,
+        "bm25": bm25_params(),
+        "search": config.to_dict(),
+        "backend": "local",
+        "corpus_dir": str(corpus_dir.resolve()),
+        "files": files,
+    }
+    _say(progress, f"写入索引 / writing {index_dir} ...")
+    manifest = write_index(index_dir, manifest=manifest, clauses=clauses, text_shas=shas,
+                           documents=list(corpus.documents), vectors=vectors, lexical=lexical, dense=dense,
+                           doc_lexical=doc_lexical)
+    stored = StoredIndex(index_dir, manifest, clauses, list(corpus.documents), vectors, shas, lexical, dense, doc_lexical)
+    return BuildReport(Retriever(stored, embedder, config), False, encoded, reused, round(encode_seconds, 3),
+                       round(time.perf_counter() - started, 3))
+
+
+def _report_skipped(corpus, progress: bool) -> None:
+    """Name every corpus file that could not be read, with the reason, and count them."""
+    skipped = list(getattr(corpus, "skipped", None) or [])
+    if not skipped:
+        return
+    for entry in skipped:
+        name, reason = (entry if isinstance(entry, tuple) else (getattr(entry, "name", entry), getattr(entry, "reason", "")))
+        print(f"跳过 / skipped {name}: {reason}", file=sys.stderr)
+    print(f"跳过 {len(skipped)} 个无法读取的文件 / {len(skipped)} file(s) skipped", file=sys.stderr, flush=True)
+
+
+def _document_ids(clauses: Sequence[Clause], clause_ids: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Token ids of whole documents (their clauses' ids joined), in order of first appearance."""
+    documents: dict[str, list[np.ndarray]] = {}
+    for clause, ids in zip(clauses, clause_ids):
+        documents.setdefault(clause.doc_id, []).append(ids)
+    return [np.concatenate(parts) for parts in documents.values()]
+
+
+def _seed_cache_from_index(cache, index_dir: Path) -> None:
+    """Put an existing index's vectors into the embedding cache (if the cache directory was lost)."""
+    try:
+        stored = load_index(index_dir)
+    except AssistantError:
+        return
+    if stored.vectors.ndim != 2 or stored.vectors.shape != (len(stored.text_shas), cache.dimension):
+        return
+    keep = [n for n, s in enumerate(stored.text_shas) if s and s not in cache]
+    if keep:
+        cache.add([stored.text_shas[n] for n in keep], stored.vectors[keep])

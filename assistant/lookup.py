@@ -1,0 +1,135 @@
+"""Questions that name a document and an article: answered by looking them up, not by searching.
+
+「郑政〔2016〕24号第三条讲的是什么」, 「鹤壁市卫河保护条例第三十九条」, 「鹤政办〔2025〕9号 第四条」: the
+document is found by its 文号 (any bracket style, full- or half-width digits) or its title, the
+clause by its label. When the document or the article does not exist, :func:`find` says which.
+
+>>> reference = parse_reference("郑政[2016]24号 第3条讲的是什么")
+>>> reference.doc_number, reference.article
+('郑政〔2016〕24号', '第三条')
+>>> found = find(reference, retriever.documents, retriever.clauses_of)
+>>> found.clauses[0].label, found.missing
+('第三条', None)
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from assistant.query import compact
+from assistant.types import Clause, Document
+
+_DIGITS = "0-9０-９"
+_DOC_NUMBER = re.compile(
+    rf"([\u4e00-\u9fff]{{1,12}}?)\s*[〔\[［【(（]\s*([12][{_DIGITS}]{{3}})\s*[〕\]］】)）]\s*([{_DIGITS}]{{1,4}})\s*号"
+)
+_NUMERAL = "一二三四五六七八九十百零〇两"
+_ARTICLE = re.compile(rf"第\s*([{_NUMERAL}{_DIGITS}]{{1,6}})\s*条(?:\s*[（(]\s*([{_NUMERAL}{_DIGITS}]{{1,4}})\s*[）)])?")
+_DOC_KINDS = ("条例", "办法", "细则", "规定", "方案", "意见", "通知", "措施", "决定", "规则", "制度", "指引", "指南")
+
+
+def chinese_numeral(number: int) -> str:
+    """1 -> 一, 10 -> 十, 14 -> 十四, 39 -> 三十九, 105 -> 一百零五 (how the notices number articles)."""
+    digits = "零一二三四五六七八九"
+    if number <= 0 or number >= 1000:
+        return str(number)
+    hundreds, rest = divmod(number, 100)
+    tens, ones = divmod(rest, 10)
+    out = f"{digits[hundreds]}百" if hundreds else ""
+    if tens:
+        out += ("" if tens == 1 and not hundreds else digits[tens]) + "十"
+    elif hundreds and ones:
+        out += "零"
+    if ones:
+        out += digits[ones]
+    return out
+
+
+def _numeral(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    return chinese_numeral(int(text)) if text.isdigit() else text
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a question names: a 文号 and/or a title, and an article (with an item) or none."""
+
+    doc_number: str | None
+    title: str | None
+    article: str | None  # 第三条
+    item: str | None  # （二）
+
+    @property
+    def label(self) -> str | None:
+        if self.article is None:
+            return None
+        return self.article + (f"（{self.item}）" if self.item else "")
+
+
+def normalize_doc_number(text: str) -> str:
+    """鹤政办[2025]9号, 鹤政办（２０２５）９号 -> 鹤政办〔2025〕9号."""
+    match = _DOC_NUMBER.search(unicodedata.normalize("NFKC", text).replace(" ", ""))
+    if not match:
+        return compact(text)
+    prefix, year, number = match.groups()
+    return f"{prefix}〔{year}〕{int(number)}号"
+
+
+def parse_reference(question: str) -> Reference | None:
+    """The document and article a question names, or None when it names no 文号 and no titled article."""
+    text = unicodedata.normalize("NFKC", question)
+    number = _DOC_NUMBER.search(text)
+    article = _ARTICLE.search(text)
+    doc_number = normalize_doc_number(number.group(0)) if number else None
+    title = None
+    if article and not number:
+        before = re.sub(r"[《》“”\"「」\s]", "", text[: article.start()]).rstrip("的中里")
+        if len(before) >= 4 and any(kind in before for kind in _DOC_KINDS):
+            title = before
+    if doc_number is None and title is None:
+        return None
+    return Reference(
+        doc_number=doc_number,
+        title=title,
+        article=f"第{_numeral(article.group(1))}条" if article else None,
+        item=_numeral(article.group(2)) if article and article.group(2) else None,
+    )
+
+
+@dataclass(frozen=True)
+class Found:
+    documents: tuple[Document, ...]  # the documents named (a notice and the measure it issues share a 文号)
+    clauses: tuple[Clause, ...]  # the article's clauses, in document order (empty when no article was asked)
+    missing: str | None  # "document" or "article" when that part was not found
+
+
+def _title_matches(asked: str, title: str) -> bool:
+    asked, title = compact(asked), compact(title)
+    return bool(asked) and (asked in title or (len(title) >= 6 and title in asked))
+
+
+def find(reference: Reference, documents: Sequence[Document], clauses_of: Callable[[str], list[Clause]]) -> Found:
+    """Look the reference up among ``documents``; ``clauses_of(doc_id)`` gives a document's clauses."""
+    if reference.doc_number:
+        wanted = reference.doc_number
+        named = [d for d in documents if d.doc_number and normalize_doc_number(d.doc_number) == wanted]
+    else:
+        named = [d for d in documents if _title_matches(reference.title or "", d.title)]
+    if not named:
+        return Found((), (), "document")
+    if reference.article is None:
+        return Found(tuple(named), (), None)
+    label = reference.label
+    for document in named:
+        clauses = clauses_of(document.doc_id)
+        exact = [c for c in clauses if c.label == label]
+        within = [c for c in clauses if c.label.startswith(label) or (c.section_path and label in c.section_path)]
+        chosen = exact or within
+        if not chosen and reference.item:  # 第三条（二） merged into 第三条: quote the article
+            chosen = [c for c in clauses if c.label == reference.article or c.label.startswith(reference.article)]
+        if chosen:
+            return Found(tuple(named), tuple(chosen), None)
+    return Found(tuple(named), (), "article")

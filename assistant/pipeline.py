@@ -1,0 +1,147 @@
+"""The one path from a question to an answer: :class:`Assistant`.
+
+The chat page, the CLI, the HTTP API, MCP and the eval are thin shells over it.
+
+>>> from assistant.pipeline import Assistant
+>>> assistant = Assistant.load("index/default")
+>>> answer = assistant.ask("地源热泵项目谁来审批")
+>>> answer.abstained, answer.quotes[0].citation
+>>> assistant.ask("那郑州呢？", history=["鹤壁地源热泵项目谁来审批"]).resolved_question
+'郑州地源热泵项目谁来审批'
+>>> assistant.ask("那郑州呢？").reason           # a follow-up with nothing to follow
+'needs_context'
+
+One answer is one search: :meth:`Assistant.ask` prepares the question, completes a follow-up from
+the conversation, looks a named document and article up directly (「郑政〔2016〕24号第三条」),
+otherwise searches once and hands the :class:`~assistant.types.SearchResult` (hits plus the dense
+similarity the search measured) to the composer, and verifies every quote. What answers need
+beyond the hits (corpus term rarity, the source-line locator) is built once per Assistant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from assistant.abstention import TermRarity
+from assistant.compose import AnswerRequest, Composer, ExtractiveComposer, QuoteMaker, abstain, fit_budget
+from assistant.dialogue import is_elliptical, previous_question, resolve_followup
+from assistant.errors import AssistantError
+from assistant.lookup import find, parse_reference
+from assistant.query import QueryProfile, prepare_query
+from assistant.render import document_name, render_quotes
+from assistant.sentences import Sentence
+from assistant.types import Answer, Hit, SearchResult
+from assistant.verify import LineLocator, verify_answer
+
+HITS_PER_QUESTION = 10
+
+
+def _item_label_function():
+    """chunking's innermost-item labeller, when this chunker offers one."""
+    try:
+        from assistant.chunking import item_label_at
+    except ImportError:
+        return None
+    return item_label_at
+
+
+class Assistant:
+    """Owns a retriever and a composer; ``ask`` is the only way from a question to an answer."""
+
+    def __init__(self, retriever, composer: Composer | None = None, *, k: int = HITS_PER_QUESTION):
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        self.retriever = retriever
+        self.composer = composer or ExtractiveComposer()
+        self.k = k
+        self.term_rarity = TermRarity(retriever.clauses)
+        self.quotes = QuoteMaker(LineLocator(retriever.documents), _item_label_function())
+
+    @classmethod
+    def load(cls, index_dir: str | Path, *, composer: Composer | None = None) -> Assistant:
+        from assistant.retriever import Retriever
+
+        return cls(Retriever.load(index_dir), composer)
+
+    @property
+    def tokenizer(self):
+        return self.retriever.tokenizer
+
+    def profile(self, question: str) -> QueryProfile:
+        """The question as the index's tokenizer and the lexicon read it."""
+        return QueryProfile.of(question, self.tokenizer)
+
+    def ask(self, question: str, filters: dict | None = None, history: Sequence | None = None, *,
+            k: int | None = None, mode: str = "hybrid") -> Answer:
+        """Answer one question: prepared, completed from ``history`` (earlier questions, or chat
+        messages), looked up or searched once, composed and verified."""
+        prepared = prepare_query(question)
+        previous = previous_question(history)
+        resolved = resolve_followup(prepared.text, previous) if previous else prepared.text
+        profile = self.profile(resolved)
+        if previous is None and is_elliptical(prepared.text):
+            answer = abstain(AnswerRequest(profile, SearchResult()), "needs_context")
+        else:
+            answer = self._lookup(profile, filters)
+            if answer is None:
+                result = self.retriever.search(resolved, k=k or self.k, mode=mode, filters=filters)
+                answer = self.answer(profile, result)
+        answer.question = prepared.text
+        answer.resolved_question = resolved if resolved != prepared.text else None
+        answer.notice = prepared.notice
+        return answer
+
+    def answer(self, question: str | QueryProfile, result: SearchResult) -> Answer:
+        """Compose and verify an answer from a search already made (eval's other modes use this)."""
+        profile = question if isinstance(question, QueryProfile) else self.profile(question)
+        if not isinstance(result, SearchResult):
+            result = SearchResult(result)
+        request = AnswerRequest(profile, result, self.term_rarity, self.quotes)
+        answer = self.composer.compose(request)
+        return verify_answer(answer, request.hits)
+
+    # --- a named document and article ---------------------------------------------------------------
+
+    def _lookup(self, profile: QueryProfile, filters: dict | None) -> Answer | None:
+        reference = parse_reference(profile.question)
+        if reference is None:
+            return None
+        found = find(reference, self.retriever.documents, self.retriever.clauses_of)
+        request = AnswerRequest(profile, SearchResult(), self.term_rarity, self.quotes)
+        asked = reference.doc_number or f"《{reference.title}》"
+        if found.missing == "document":
+            if reference.doc_number is None:
+                return None  # a title we cannot place: let search try
+            return abstain(request, "not_found", f"现有文件中没有{asked}。")
+        if found.missing == "article":
+            name = document_name_of(found.documents[0])
+            return abstain(request, "not_found", f"找到了{name}，但其中没有{reference.label}。")
+        if not found.clauses:
+            # The document, but no article: search within it.
+            doc_filter = {"doc_id": [d.doc_id for d in found.documents]}
+            result = self.retriever.search(profile.question, k=self.k, filters=doc_filter)
+            return self.answer(profile, result)
+        hits = SearchResult([Hit(c, 1.0, {"lookup": n}) for n, c in enumerate(found.clauses, 1)], mode="lookup")
+        quotes = fit_budget([self.quotes.quote(Sentence(c, c.text.strip(), c.text.index(c.text.strip()),
+                                                        c.text.index(c.text.strip()) + len(c.text.strip())))
+                             for c in found.clauses if c.text.strip()], self.composer_budget)
+        if not quotes:
+            raise AssistantError(f"{reference.label} of {asked} has no text to quote")
+        answer = Answer(question=profile.question, text=render_quotes(quotes, hits), abstained=False,
+                        quotes=quotes, hits=list(hits), composer="lookup")
+        return verify_answer(answer, hits)
+
+    @property
+    def composer_budget(self) -> int:
+        return getattr(self.composer, "max_chars", 400)
+
+
+def document_name_of(document) -> str:
+    """《title（文号）》 of a Document (render.document_name works on clauses)."""
+    number = document.doc_number
+    title = document.title
+    return f"《{title}（{number}）》" if number and number not in title else f"《{title}》"
+
+
+__all__ = ["Assistant", "HITS_PER_QUESTION", "document_name"]
