@@ -13,9 +13,23 @@ from assistant.store import FORMAT_VERSION, embedding_cache_dir, load_index, rea
 from conftest import TINY_FILES, make_tiny_corpus
 
 
+def build(corpus_dir, index_dir, **options):
+    """build_index, plus what the build did as ``retriever.build_stats`` (the BuildReport's fields).
+
+    With the USE encoder by default: what is stored is the point here, and USE's numpy forward pass
+    gives the same vectors however texts are batched (e5 under bf16 differs by ~5e-4)."""
+    from assistant.indexing import build_index
+
+    options.setdefault("model", "use")
+    report = build_index(corpus_dir, index_dir, **options)
+    retriever = report.retriever
+    retriever.build_stats = {"up_to_date": report.up_to_date, "encoded": report.encoded, "reused": report.reused}
+    return retriever
+
+
 @pytest.fixture
 def built(tmp_path):
-    Retriever.build(tmp_path / "corpus", tmp_path / "index" / "tiny", corpus=make_tiny_corpus(), progress=False)
+    build(tmp_path / "corpus", tmp_path / "index" / "tiny", corpus=make_tiny_corpus(), progress=False)
     return tmp_path / "index" / "tiny"
 
 
@@ -78,7 +92,7 @@ def test_index_built_with_other_bm25_parameters_is_refused_and_rebuilt(built, tm
     _edit_manifest(built, bm25={"k1": 1.2, "b": 0.75})
     with pytest.raises(AssistantError, match="BM25 parameters.*rebuild"):
         Retriever.load(built)
-    rebuilt = Retriever.build(tmp_path / "corpus", built, corpus=make_tiny_corpus(), progress=False)
+    rebuilt = build(tmp_path / "corpus", built, corpus=make_tiny_corpus(), progress=False)
     assert not rebuilt.build_stats["up_to_date"] and rebuilt.build_stats["encoded"] == 0  # vectors reused
     assert Retriever.load(built).manifest["bm25"] == rebuilt.manifest["bm25"]
 
@@ -98,19 +112,19 @@ def test_missing_index_says_how_to_build_it(tmp_path):
 
 def test_rebuild_reuses_everything_unchanged_and_encodes_only_changed_clauses(tmp_path):
     corpus_dir, index_dir = tmp_path / "corpus", tmp_path / "index" / "tiny"
-    first = Retriever.build(corpus_dir, index_dir, corpus=make_tiny_corpus(), progress=False)
+    first = build(corpus_dir, index_dir, corpus=make_tiny_corpus(), progress=False)
     assert first.build_stats["encoded"] == len(first.clauses)
 
-    same = Retriever.build(corpus_dir, index_dir, corpus=make_tiny_corpus(), progress=False)
+    same = build(corpus_dir, index_dir, corpus=make_tiny_corpus(), progress=False)
     assert same.build_stats["up_to_date"] and same.build_stats["encoded"] == 0
 
     changed = dict(TINY_FILES)
     changed["b_zz.txt"] = TINY_FILES["b_zz.txt"][:-1] + ["四、对不裁员的参保企业，按规定返还失业保险费的50%。"]
-    second = Retriever.build(corpus_dir, index_dir, corpus=make_tiny_corpus(changed), progress=False)
+    second = build(corpus_dir, index_dir, corpus=make_tiny_corpus(changed), progress=False)
     assert second.build_stats["encoded"] == 1 and second.build_stats["reused"] == len(second.clauses) - 1
     assert read_manifest(index_dir)["files"]["b_zz.txt"] != read_manifest(index_dir)["files"]["a_hebi.txt"]
     assert "失业保险费" in second.search("不裁员返还多少失业保险费", k=1)[0].clause.text
 
-    forced = Retriever.build(corpus_dir, index_dir, corpus=make_tiny_corpus(changed), progress=False, force=True)
+    forced = build(corpus_dir, index_dir, corpus=make_tiny_corpus(changed), progress=False, force=True)
     assert forced.build_stats["encoded"] == len(forced.clauses)
     np.testing.assert_allclose(forced.dense.vectors, second.dense.vectors, atol=1e-5)
