@@ -7,17 +7,27 @@
 [('鹤壁市人民政府办公室关于开展资源产出率统计工作的通知', 2, 26), ...]
 >>> split.noise[1]                                                           # doctest: +SKIP
 'front_matter'
+>>> for document, layout in zip(split.documents, split.layouts):            # doctest: +SKIP
+...     chunks = analyse_document(document, layout=layout)                   # assistant.chunking
+
+What this module hands on: :class:`FileSplit` holds, beside each :class:`Document`, its
+:class:`DocumentLayout`: the document's cleaned lines and where its title and header end (0-based
+indexes into ``Document.lines``). Chunking takes the layout as it is - it neither cleans lines
+again nor looks for the title. A Document made elsewhere (a test, :func:`whole_file_document`)
+gets its layout from :func:`document_layout`, which applies the same title detection to the
+document's own lines.
 
 How it works, in three passes over the file:
 
-1. :func:`clean_line` repairs each line on its own: page markers (``— 1 —``, ``- 2 -``) are cut out
-   wherever they sit, a doubled article label (``第一条第一条``) is written once; whole-line noise
-   (blank lines, lone page markers, lone page numbers) is classified.
+1. :func:`assistant.lines.clean_line` repairs each line on its own: page markers (``— 1 —``,
+   ``- 2 -``) are cut out wherever they sit, a doubled article label (``第一条第一条``) is written
+   once; whole-line noise (blank lines, lone page markers, lone page numbers) is classified.
 2. :func:`find_title_blocks` finds the title of each document: one to three short lines without
    sentence punctuation whose last line ends in a document kind (通知, 意见, 办法, 条例, 报告 ...),
    confirmed by what follows (a salutation ``各县区人民政府：``, a 文号, a date, ``第一条``/``一、``).
    A document runs from its header (``第二篇：`` banners, ``XX文件`` lines, 文号, issuer) to the line
-   before the next document's header.
+   before the next document's header; :func:`header_end_index` finds where the header under the
+   title (文号, date, subtitle, speaker) ends.
 3. Everything before the first document is front matter (cover, table of contents, editorial
    board); table-of-contents lines there are counted as ``toc``.
 
@@ -26,6 +36,15 @@ its own title and articles and users ask about it by name. So is a titled attach
 its title). Neither has a 文号 of its own, so they take the notice's 文号, issuer, date and city:
 鹤壁市地源热泵系统建设应用管理暂行办法 is cited with 鹤政办〔2025〕9号, the number of the notice
 that forwards it (the notice is the document just before it in the same file).
+
+Why one module of ~600 lines: title detection, the header walks (:func:`_header_start`,
+:func:`header_end_index`) and metadata reading test the same header lines with the same patterns
+(文号, banner, issuer, subtitle), and each uses the others' helpers; cut apart they would import
+each other's private names. Line-level patterns both stages need are in :mod:`assistant.lines`.
+
+``clean_line``, ``clean_lines``, ``CleanLine``, ``DOUBLED_LABEL`` and ``chinese_date_to_iso`` live in
+:mod:`assistant.lines`; they are imported here so ``from assistant.documents import clean_lines``
+keeps working.
 """
 
 from __future__ import annotations
@@ -34,142 +53,32 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant.lines import (  # noqa: F401  (CleanLine, clean_line, DOUBLED_LABEL: re-exported)
+    ANNEX_LINE,
+    CN,
+    DATE_ARABIC,
+    DATE_CHINESE,
+    DATE_ONLY_LINE,
+    DOUBLED_LABEL,
+    ORG_LINE,
+    TOC_ENTRY,
+    TOC_HEADING,
+    CleanLine,
+    chinese_date_to_iso,
+    clean_line,
+    clean_lines,
+)
 from assistant.text import strip_spaces
 from assistant.types import Document, SourceFile
-
-CN_DIGITS = "一二三四五六七八九十百千零〇○两"
-_CN = f"[{CN_DIGITS}]"
-
-# --- line-level repairs ---------------------------------------------------------------------------
-
-_DASH = "—–\\-－―"
-PAGE_MARKER_LINE = re.compile(rf"^\s*[{_DASH}]{{1,2}}\s*\d{{1,3}}\s*[{_DASH}]{{1,2}}\s*$")
-LONE_PAGE_NUMBER = re.compile(r"^\s*\d{1,3}\s*$")
-# Inside a line a page marker needs spaces around its number, so "20－30%" or "2021—2022年" stay.
-INLINE_PAGE_MARKER = re.compile(rf"\s*[{_DASH}]{{1,2}}\s+\d{{1,3}}\s+[{_DASH}]{{1,2}}\s*")
-# "第一条第一条 为进一步…": the PDF text layer doubled the label.
-DOUBLED_LABEL = re.compile(rf"^(\s*)(第{_CN}+条)\2")
-
-
-@dataclass(frozen=True)
-class CleanLine:
-    text: str  # the line with page markers cut out and outer whitespace stripped
-    noise: str | None  # category when the whole line is noise, else None
-    repairs: tuple[str, ...] = ()  # kinds of repair applied: "page_marker_inline", "doubled_label"
-    table: bool = False  # the raw line holds a tab: a table row (cells), never a title or heading
-
-
-def clean_line(raw: str) -> CleanLine:
-    """Repair one source line.
-
-    >>> clean_line("— 1 — 鹤壁市地源热泵系统建设应用管理暂行办法")
-    CleanLine(text='鹤壁市地源热泵系统建设应用管理暂行办法', noise=None, repairs=('page_marker_inline',), table=False)
-    >>> clean_line(" - 2 - ").noise
-    'page_marker'
-    """
-    if not raw.strip():
-        return CleanLine("", "blank")
-    # A lone number is a page number; "1\t\t\t" is the first cell of an empty table row.
-    if PAGE_MARKER_LINE.match(raw) or (LONE_PAGE_NUMBER.match(raw) and "\t" not in raw):
-        return CleanLine("", "page_marker")
-    repairs: list[str] = []
-    text = raw
-    if INLINE_PAGE_MARKER.search(text):
-        # "统一组织、— 8 —  上下联动": the marker sat inside a sentence; drop it with its spaces.
-        text = INLINE_PAGE_MARKER.sub("", text)
-        repairs.append("page_marker_inline")
-    if (shortened := _strip_trailing_page_number(text.rstrip())) is not None:
-        text = shortened
-        repairs.append("page_number_inline")
-    if DOUBLED_LABEL.match(text):
-        text = DOUBLED_LABEL.sub(r"\1\2", text)
-        repairs.append("doubled_label")
-    text = text.strip()
-    if not text:
-        return CleanLine("", "page_marker")
-    return CleanLine(text, None, tuple(repairs), "\t" in raw)
-
-
-# A page number left at the end of a line the PDF broke mid-word: "…统计核算方 1" + "法，为…".
-# Only in running text (no tabs: table cells end in numbers), never after 附件/号/年/第…, and not
-# after a finished sentence.
-_TRAILING_PAGE_NUMBER = re.compile(r"(?<=[\u4e00-\u9fff])\s+\d{1,3}$")
-_NOT_BEFORE_PAGE_NUMBER = set("件号期第年月日页章条款项")
-_SENTENCE_END = re.compile(r"[。！？；：:]\s*$")
-
-
-def _strip_trailing_page_number(text: str) -> str | None:
-    match = _TRAILING_PAGE_NUMBER.search(text)
-    if not match or "\t" in text or ";" in text or len(text) < 20 or text[:1].isdigit():
-        return None
-    before = text[: match.start()]
-    if before[-1] in _NOT_BEFORE_PAGE_NUMBER or _SENTENCE_END.search(before):
-        return None
-    return before
-
-
-def clean_lines(lines: tuple[str, ...] | list[str]) -> list[CleanLine]:
-    """:func:`clean_line` over many lines (each line is repaired on its own, so a document's lines
-    clean the same way inside their file or on their own)."""
-    return [clean_line(line) for line in lines]
-
 
 # --- metadata patterns ----------------------------------------------------------------------------
 
 # 文号: 郑政〔2016〕24号, 鹤政办〔2025〕9号, 工信部企业〔2022〕63号, 鹤政„2025‟55号 (damaged brackets),
 # 豫政办明电〔2022〕5号, 国发〔2022〕12号, 安财金〔2021〕15号.
 DOC_NUMBER = re.compile(r"[\u4e00-\u9fff]{1,12}\s*[〔\[［【(（„‟“”〖][12]\d{3}[〕\]］】)）‟”〗]\s*\d{1,4}\s*号")
-_CN_YEAR_DIGITS = "〇○零一二三四五六七八九"
-DATE_ARABIC = re.compile(r"((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
-DATE_CHINESE = re.compile(rf"([{_CN_YEAR_DIGITS}]{{4}})\s*年\s*([{_CN_YEAR_DIGITS}十]{{1,3}})\s*月\s*([{_CN_YEAR_DIGITS}十]{{1,3}})\s*日")
-_DATE_ONLY_LINE = re.compile(
-    rf"^[（(]?\s*(?:(?:19|20)\d{{2}}\s*年\s*\d{{1,2}}\s*月\s*\d{{1,2}}\s*日|[{_CN_YEAR_DIGITS}]{{4}}\s*年\s*[{_CN_YEAR_DIGITS}十]{{1,3}}\s*月\s*[{_CN_YEAR_DIGITS}十]{{1,3}}\s*日)\s*[)）]?$"
-)
-
 CITY = re.compile(r"(郑州|鹤壁|三门峡|安阳|洛阳|开封|新乡|焦作|濮阳|许昌|漯河|南阳|商丘|信阳|周口|驻马店|平顶山|济源)市?")
 # 文号 prefixes that name the issuing city or province.
 _DOC_NUMBER_CITY = (("郑", "郑州市"), ("鹤", "鹤壁市"), ("三", "三门峡市"), ("安", "安阳市"), ("豫", "河南省"))
-
-
-def chinese_date_to_iso(text: str) -> str | None:
-    """First date in ``text`` as ISO yyyy-mm-dd; both 2016年8月1日 and 二○一○年三月十六日 forms.
-
-    >>> chinese_date_to_iso("二○一○年三月十六日"), chinese_date_to_iso("2016年8月1日")
-    ('2010-03-16', '2016-08-01')
-    """
-    arabic = DATE_ARABIC.search(text)
-    chinese = DATE_CHINESE.search(text)
-    if arabic and (not chinese or arabic.start() < chinese.start()):
-        year, month, day = (int(group) for group in arabic.groups())
-    elif chinese:
-        year = int("".join(str(_CN_DIGIT_VALUE[ch]) for ch in chinese.group(1)))
-        month, day = _small_chinese_number(chinese.group(2)), _small_chinese_number(chinese.group(3))
-        if month is None or day is None:
-            return None
-    else:
-        return None
-    if not (1 <= month <= 12 and 1 <= day <= 31):
-        return None
-    return f"{year:04d}-{month:02d}-{day:02d}"
-
-
-_CN_DIGIT_VALUE = {"〇": 0, "○": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-
-
-def _small_chinese_number(text: str) -> int | None:
-    """一 .. 九十九 (months and days)."""
-    if not text:
-        return None
-    if "十" in text:
-        tens, _, units = text.partition("十")
-        value = (_CN_DIGIT_VALUE.get(tens, 0) if tens else 1) * 10
-        return value + (_CN_DIGIT_VALUE.get(units, 0) if units else 0)
-    if len(text) == 1:
-        return _CN_DIGIT_VALUE.get(text)
-    try:  # "二○" style written digit by digit
-        return int("".join(str(_CN_DIGIT_VALUE[ch]) for ch in text))
-    except KeyError:
-        return None
 
 
 def normalize_doc_number(text: str) -> str:
@@ -191,10 +100,9 @@ _KIND_END = re.compile(
 )
 # A structural marker at line start means a heading inside a document, not a title.
 STRUCTURE_START = re.compile(
-    rf"^\s*(?:第{_CN}+[章节条编部分]|{_CN}+\s*[、.．]|[（(]\s*{_CN}+\s*[）)]|\d+\s*[.．、]|[（(]\s*\d+\s*[）)]|[①-⑳]|[一二三四五六七八九十]是)"
+    rf"^\s*(?:第{CN}+[章节条编部分]|{CN}+\s*[、.．]|[（(]\s*{CN}+\s*[）)]|\d+\s*[.．、]|[（(]\s*\d+\s*[）)]|[①-⑳]|[一二三四五六七八九十]是)"
 )
 _SALUTATION = re.compile(r"[：:]\s*$")
-_ORG_LINE = re.compile(r"(?:人民政府|办公室|办公厅|委员会|常委会|管委会|[局厅部院署委行会处]|小组)(?:文件)?$")
 _BANNER = re.compile(r"^第[一二三四五六七八九十百]+篇[：:]")
 
 
@@ -222,7 +130,7 @@ def _is_title_piece(text: str, *, max_chars: int = 60) -> bool:
 
     if DOC_NUMBER.search(compact) and len(strip_spaces(DOC_NUMBER.sub("", compact))) < 4:
         return False
-    if _DATE_ONLY_LINE.match(compact):
+    if DATE_ONLY_LINE.match(compact):
         return False
     return True
 
@@ -234,14 +142,14 @@ def _confirms_title(cleaned: list[CleanLine], after: int) -> bool:
         if line.noise:
             continue
         text = re.sub(r"^(?:[-•·*]|#+)", "", strip_spaces(line.text))
-        if _TOC_HEADING.match(text):
+        if TOC_HEADING.match(text):
             continue  # a regulation's own table of contents follows its title
         seen += 1
         if seen > 6:
             return False
         if DOC_NUMBER.search(text) and len(text) < 40:
             return True
-        if _DATE_ONLY_LINE.match(text):
+        if DATE_ONLY_LINE.match(text):
             return True
         if text.startswith(("——", "—", "--", "【", "(", "（")) and len(text) < 60 and not STRUCTURE_START.match(text):
             continue  # subtitle, "（2023年10月27日）", "(六个方面 33 项措施)": keep looking
@@ -249,7 +157,7 @@ def _confirms_title(cleaned: list[CleanLine], after: int) -> bool:
             return True
         if re.match(rf"^(?:第[一1]章|第[一1]条|第一节|一\s*[、.．]|[（(]一[）)]|1\s*[.．、])", text):
             return True
-        if _ORG_LINE.search(text) and len(text) <= 25:
+        if ORG_LINE.search(text) and len(text) <= 25:
             continue  # reporting body under a report title ("市发展改革委"), speaker line
         if re.search(r"\s(?:[\u4e00-\u9fff]\s?){2,4}$", line.text) and len(text) < 30:
             continue  # "市人大常委会主任 史全新"
@@ -301,7 +209,7 @@ def find_title_blocks(cleaned: list[CleanLine]) -> list[TitleBlock]:
                 break
             so_far = re.sub(r"^#+", "", strip_spaces("".join(pieces)))
             if so_far.startswith(_TITLE_OPENING) or issuer_lines:
-                if _ORG_LINE.search(previous_compact) and len(previous_compact) <= 40 and len(issuer_lines) < 4:
+                if ORG_LINE.search(previous_compact) and len(previous_compact) <= 40 and len(issuer_lines) < 4:
                     issuer_lines.insert(0, probe)  # issuing bodies, one per line
                 else:
                     break
@@ -358,6 +266,21 @@ def drop_cjk_spaces(text: str) -> str:
 # --- splitting ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DocumentLayout:
+    """What splitting learned about one document's lines, for chunking.
+
+    Indexes are 0-based into ``Document.lines`` (line ``Document.line_start + i`` of the file).
+    Lines ``0..header_end`` are the document's header (banner, 文号, issuer, title, date, subtitle,
+    speaker): kept in the Document's fields, never clause text.
+    """
+
+    cleaned: tuple[CleanLine, ...]  # clean_line of every document line
+    title_start: int  # first title line; -1 when the title is not in the text (named after its file)
+    title_end: int  # last title line (a bracketed suffix like （试行） included); -1 as above
+    header_end: int  # last header line; -1 when the document has no header lines
+
+
 @dataclass
 class FileSplit:
     """The documents of one file and the category of every line that belongs to no document."""
@@ -365,10 +288,9 @@ class FileSplit:
     documents: list[Document]
     noise: dict[int, str] = field(default_factory=dict)  # 1-based line -> category, outside documents
     cleaned: list[CleanLine] = field(default_factory=list)
+    layouts: list[DocumentLayout] = field(default_factory=list)  # layouts[i] belongs to documents[i]
 
 
-_TOC_ENTRY = re.compile(r"(?:\.{2,}|…{1,}|·{2,}|\t+|\s+)\s*\d{1,4}\s*$|^\.{2,}\s*\d+\s*$")
-_TOC_HEADING = re.compile(r"^\s*(?:目\s*录|CONTENTS)\s*$", re.IGNORECASE)
 
 
 def file_key(name: str) -> str:
@@ -395,6 +317,7 @@ def split_documents(source: SourceFile, *, default_city: str | None = None, key:
     stem = key or file_key(source.name)
     file_city = default_city or _file_city(source, blocks)
     documents: list[Document] = []
+    layouts: list[DocumentLayout] = []
     previous: Document | None = None
     parent: Document | None = None  # the last document that is not an attachment
     for ordinal, (block, start) in enumerate(zip(blocks, starts), 1):
@@ -427,14 +350,41 @@ def split_documents(source: SourceFile, *, default_city: str | None = None, key:
             city=_document_city(block.title, meta, file_city),
         )
         documents.append(document)
+        layouts.append(
+            DocumentLayout(tuple(cleaned[start : end + 1]), block.start - start, block.end - start, meta.header_end - start)
+        )
         previous = document
         if issuer is None:
             parent = document
-    return FileSplit(documents, noise, cleaned)
+    return FileSplit(documents, noise, cleaned, layouts)
+
+
+def document_layout(document: Document) -> DocumentLayout:
+    """The layout of a document that did not come with one (made by hand, by a test, or by
+    :func:`whole_file_document`): the same title detection and header rule as
+    :func:`split_documents`, applied to the document's own lines.
+
+    The title is the first title block whose joined title is ``document.title``; failing that (a
+    whole-file document is titled by its first line), the first non-noise line if it reads as the
+    title; otherwise the title is not in the text and only the lines right at the top that look
+    like a header (文号, date) are header.
+    """
+    cleaned = clean_lines(document.lines)
+    last = len(cleaned) - 1
+    block = next((b for b in find_title_blocks(cleaned) if b.title == document.title), None)
+    if block is not None:
+        start, end = block.start, block.end
+    else:
+        first = next((index for index, line in enumerate(cleaned) if not line.noise), None)
+        if first is not None and drop_cjk_spaces(cleaned[first].text) == drop_cjk_spaces(document.title):
+            start = end = first
+        else:
+            start = end = -1
+    return DocumentLayout(tuple(cleaned), start, end, header_end_index(cleaned, end, last))
 
 
 def _has_annex_line(cleaned: list[CleanLine], start: int, title_start: int) -> bool:
-    return any(re.match(r"^附\s*件\s*\d*\s*[:：]?\s*$", cleaned[i].text) for i in range(start, title_start))
+    return any(ANNEX_LINE.match(cleaned[i].text) for i in range(start, title_start))
 
 
 def _is_issued_by(notice: Document, title: str) -> bool:
@@ -464,9 +414,9 @@ def _header_start(cleaned: list[CleanLine], block: TitleBlock, previous_end: int
             (_BANNER.match(text) and len(text) <= 80)  # "第五篇：鹤壁市人民政府办公室关于印发《…工"
             or (text.endswith("文件") and len(text) <= 30)
             or (DOC_NUMBER.search(text) and len(text) <= 40)
-            or (_ORG_LINE.search(text) and len(text) <= 30 and not _SALUTATION.search(text))
+            or (ORG_LINE.search(text) and len(text) <= 30 and not _SALUTATION.search(text))
             or (text.startswith("【") and "】" in text and len(text) <= 100)  # 【发布文号】…【发布日期】…
-            or re.match(r"^附\s*件\s*\d*\s*[:：]?\s*$", text)
+            or ANNEX_LINE.match(text)
         )
         if not header_like:
             break
@@ -502,13 +452,13 @@ def header_end_index(cleaned: list[CleanLine], title_end: int, limit: int) -> in
             # "——2023年10月27日在鹤壁市第十二届人民代表大会" + "常务委员会第八次会议上"
             (after_dash_subtitle and len(text) <= 30 and not re.search(r"[，。；：:]", text) and not STRUCTURE_START.match(text))
             or (DOC_NUMBER.search(text) and len(text) <= 45)
-            or _DATE_ONLY_LINE.match(text)
+            or DATE_ONLY_LINE.match(text)
             or (text.startswith(("——", "--")) and len(text) <= 60)
             or (text.startswith("【") and "】" in text and len(text) <= 80)
             or (re.match(r"^[（(].{0,30}[）)]$", text) and not STRUCTURE_START.match(text))
             # "(2023年10月27日鹤壁市第十二届人民代表大会常务委员会第八次会议通过)"
             or (re.match(r"^[（(].{0,60}[）)]$", text) is not None and (DATE_ARABIC.search(text) or DATE_CHINESE.search(text)) is not None)
-            or (_ORG_LINE.search(text) and len(text) <= 25 and not _SALUTATION.search(text) and not STRUCTURE_START.match(text))
+            or (ORG_LINE.search(text) and len(text) <= 25 and not _SALUTATION.search(text) and not STRUCTURE_START.match(text))
             or (re.search(r"\s(?:[\u4e00-\u9fff]\s?){2,4}$", line.text) and len(text) < 30 and not _SALUTATION.search(text) and not STRUCTURE_START.match(text))
             or (_is_title_piece(line.text) and len(text) <= 30 and probe == end + 1 and not _SALUTATION.search(text) and _looks_like_subtitle(cleaned, probe, limit))
         )
@@ -526,7 +476,7 @@ def _looks_like_subtitle(cleaned: list[CleanLine], index: int, limit: int) -> bo
         if line.noise:
             continue
         text = strip_spaces(line.text)
-        return bool(DOC_NUMBER.search(text) and len(text) <= 45) or bool(_DATE_ONLY_LINE.match(text)) or text.startswith(("——", "("))
+        return bool(DOC_NUMBER.search(text) and len(text) <= 45) or bool(DATE_ONLY_LINE.match(text)) or text.startswith(("——", "("))
     return False
 
 
@@ -545,7 +495,7 @@ def read_metadata(cleaned: list[CleanLine], start: int, block: TitleBlock, end: 
         (
             strip_spaces(line.text)
             for line in cleaned[block.end + 1 : meta.header_end + 1]
-            if not line.noise and _ORG_LINE.search(strip_spaces(line.text)) and len(strip_spaces(line.text)) <= 25 and not DOC_NUMBER.search(line.text)
+            if not line.noise and ORG_LINE.search(strip_spaces(line.text)) and len(strip_spaces(line.text)) <= 25 and not DOC_NUMBER.search(line.text)
         ),
         None,
     )
@@ -553,24 +503,24 @@ def read_metadata(cleaned: list[CleanLine], start: int, block: TitleBlock, end: 
         meta.issuer = "、".join(re.sub(r"^#+", "", strip_spaces(cleaned[line].text)) for line in block.issuer_lines)
     elif reporter:
         meta.issuer = reporter  # the reporting body under a report's title: "市发展改革委"
-    elif "关于" in block.title and _ORG_LINE.search(block.title.split("关于")[0] or "-"):
+    elif "关于" in block.title and ORG_LINE.search(block.title.split("关于")[0] or "-"):
         meta.issuer = block.title.split("关于")[0]
     else:
         for text in header_texts:
             if _BANNER.match(text):
                 continue
             org = re.sub(r"文件$", "", text)
-            if org != block.title and _ORG_LINE.search(org) and len(org) <= 25 and not DOC_NUMBER.search(org):
+            if org != block.title and ORG_LINE.search(org) and len(org) <= 25 and not DOC_NUMBER.search(org):
                 meta.issuer = org
                 break
     # The signature closes the body: issuer line(s), then 二〇一二年七月十三日 on its own line.
     body = [index for index in range(meta.header_end + 1, end + 1) if not cleaned[index].noise]
     for position, index in enumerate(body):
-        if _DATE_ONLY_LINE.match(strip_spaces(cleaned[index].text)):
+        if DATE_ONLY_LINE.match(strip_spaces(cleaned[index].text)):
             meta.date = meta.date or chinese_date_to_iso(cleaned[index].text)
             if meta.issuer is None and position:
                 signer = strip_spaces(cleaned[body[position - 1]].text)
-                if _ORG_LINE.search(signer) and len(signer) <= 40:
+                if ORG_LINE.search(signer) and len(signer) <= 40:
                     meta.issuer = signer
             break
     return meta
@@ -633,11 +583,11 @@ def front_matter_categories(cleaned: list[CleanLine]) -> dict[int, str]:
         compact = strip_spaces(line.text)
         if line.noise:
             category = line.noise
-        elif _TOC_HEADING.match(line.text):
+        elif TOC_HEADING.match(line.text):
             in_toc, category = True, "toc"
         elif in_toc and (re.match(r"^《.*》$", compact) or "编委会" in compact or re.search(r"[：:]", compact)):
             in_toc, category = False, "front_matter"
-        elif in_toc or _TOC_ENTRY.search(line.text):
+        elif in_toc or TOC_ENTRY.search(line.text):
             category = "toc"
         else:
             category = "front_matter"
@@ -661,7 +611,7 @@ def whole_file_document(source: SourceFile, *, key: str | None = None) -> Docume
         if match:
             doc_number = _trim_doc_number(match.group(0))
             break
-    date = next((chinese_date_to_iso(line.text) for line in cleaned if not line.noise and _DATE_ONLY_LINE.match(strip_spaces(line.text))), None)
+    date = next((chinese_date_to_iso(line.text) for line in cleaned if not line.noise and DATE_ONLY_LINE.match(strip_spaces(line.text))), None)
     city_match = CITY.search(title)
     return Document(
         doc_id=f"{key or file_key(source.name)}#1",

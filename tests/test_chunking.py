@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assistant.chunking import CHUNKER_VERSION, analyse_document, chunk_document, parse_heading
+import pytest
+
+from assistant.chunking import (
+    CHUNKER_VERSION,
+    DEFAULT_MAX_CHARS,
+    DEFAULT_MIN_CHARS,
+    analyse_document,
+    chunk_document,
+    item_labels,
+    parse_heading,
+)
 from assistant.corpus import load_corpus
 from assistant.documents import split_documents
 from assistant.types import SourceFile
@@ -184,3 +194,144 @@ def test_running_header_inside_a_document_is_noise():
     analysis = _analysis(lines)
     assert analysis.line_roles[5] == "running_header"
     assert analysis.clauses[1].text == "第二条 本办法所称地源热泵系统是指以岩土体、地下水为低温热源，由水源热泵机组组成的供热制冷系统。"
+
+
+def test_bold_article_label_inside_a_line_starts_the_article():
+    lines = [
+        *MEASURE_HEADER,
+        "第二条 评价和认定工作坚持政策引领、企业自愿的原则，统筹开展、有序推进。**第三条** 工业和信息化部发布评价标准。",
+    ]
+    clauses = _clauses(lines)
+    assert [c.label for c in clauses] == ["第一条", "第二条", "第三条"]
+    assert clauses[1].text.endswith("有序推进。")
+    assert clauses[2].text == "**第三条** 工业和信息化部发布评价标准。"  # the original characters
+    assert parse_heading("**第三条** 工业和信息化部").label == "第三条"
+    assert parse_heading("**要加大乡村企业上市挂牌培育力度。**充分") is None
+
+
+def test_items_on_one_line_are_cut_apart_and_keep_their_characters():
+    lines = [
+        "鹤壁市人民政府",
+        "关于在全市开展企业服务年活动的实施意见",
+        "各县区人民政府，市人民政府各部门：",
+        "一、工作措施",
+        "（一）梳理融资需求。市直相关部门要认真落实银行机构月调度工作机制，定期汇总分管领域项目和企业融资需求，及时向银行机构推送。",
+        (
+            "（二）助力科技创新。鼓励各银行机构积极申报合作机构，参与“专精特新贷”业务，扩大信贷投放，促进科技创新型企业高质量发展。"
+            "（三）支持外贸融资。各银行业机构要积极为大宗商品贸易企业配置信贷资源，加大信贷投放，提供外贸融资支持。"
+        ),
+        "二、附则",
+        "1、满分100分,得分在80以上者可以申请贷款;2、荣誉内容相关;3、提供相应材料。",
+    ]
+    analysis = _analysis(lines, max_chars=150)
+    labels = [c.label for c in analysis.clauses]
+    assert labels[1:4] == ["一、（一）", "一、（二）", "一、（三）"]
+    assert analysis.clauses[3].text.startswith("（三）支持外贸融资。")
+    assert analysis.clauses[2].line_end == analysis.clauses[3].line_start == 6
+    assert analysis.line_roles[6] == f"clause:{analysis.clauses[2].clause_id}"
+    # The short items 1、2、3、 merge back into one clause: joined by what stood between them.
+    last = analysis.clauses[-1]
+    assert last.text == "二、附则\n" + lines[-1]
+    assert item_labels(last) == [(0, "二、"), (5, "二、1."), (5 + lines[-1].index("2、"), "二、2."), (5 + lines[-1].index("3、"), "二、3.")]
+    assert analysis.repairs["inline_item_split"] == 3
+
+
+def test_a_list_not_continuing_a_sequence_is_not_cut():
+    lines = [*MEASURE_HEADER, "第二条 申报材料包括：1. 申请表；2. 营业执照；（三）其他材料。第五条规定的除外。"]
+    clauses = _clauses(lines)
+    assert [c.label for c in clauses] == ["第一条", "第二条"]
+    assert clauses[1].text == lines[-1]
+
+
+def test_layout_from_the_split_is_what_chunking_uses():
+    lines = [*MEASURE_HEADER, "第二条 本办法自发布之日起施行。"]
+    split = split_documents(SourceFile(name="snippet.txt", lines=tuple(lines), sha256="x"))
+    (document,), (layout,) = split.documents, split.layouts
+    assert (layout.title_start, layout.title_end, layout.header_end) == (0, 0, 0)
+    with_layout = analyse_document(document, layout=layout)
+    without = analyse_document(document)  # derives the same layout from the document's lines
+    assert with_layout.clauses == without.clauses and with_layout.line_roles == without.line_roles
+    assert with_layout.line_roles[1] == "doc_header"
+
+
+def _single_line_document(megabytes: float, sentence: str) -> tuple[list[str], str]:
+    characters = int(megabytes * 1_000_000 / 3)  # CJK text: three bytes a character in UTF-8
+    body = "第一条 " + (sentence * (characters // len(sentence) + 1))[:characters]
+    return ["鹤壁市地源热泵系统建设应用管理暂行办法", body], body
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "各银行业金融机构要积极争取扩大我市信贷投放额度，加大对中小企业的贷款支持。",  # sentence ends to cut at
+        "加大对中小企业的贷款支持力度",  # no punctuation at all: hard cuts only
+    ],
+    ids=["sentences", "no-punctuation"],
+)
+def test_a_huge_line_is_chunked_with_linear_work(monkeypatch, sentence):
+    """A single 1 MB / 2 MB line: the clauses tile it exactly, each within the size bounds, and
+    the work done - characters of clause texts assembled and characters the heading parser reads -
+    grows in proportion to the input (the old chunker rebuilt the whole text for every part)."""
+    from assistant import chunking, outline
+
+    work = {"joined": 0, "parsed": 0}
+    base = chunking._Joined
+
+    class CountingJoined(base):
+        @property
+        def text(self):
+            fresh = self._text is None
+            value = base.text.fget(self)
+            if fresh:
+                work["joined"] += len(value)
+            return value
+
+    real_parse = outline.parse_heading
+
+    def counting_parse(text):
+        work["parsed"] += len(text)
+        return real_parse(text)
+
+    monkeypatch.setattr(chunking, "_Joined", CountingJoined)
+    monkeypatch.setattr(outline, "parse_heading", counting_parse)
+    monkeypatch.setattr(chunking, "parse_heading", counting_parse)
+    measured = []
+    for megabytes in (1, 2):
+        lines, body = _single_line_document(megabytes, sentence)
+        split = split_documents(SourceFile(name="huge.txt", lines=tuple(lines), sha256="x"))
+        work.update(joined=0, parsed=0)
+        clauses = chunk_document(split.documents[0], layout=split.layouts[0])
+        assert "".join(c.text for c in clauses) == body  # every character exactly once, in order
+        assert all(len(c.text) <= DEFAULT_MAX_CHARS + DEFAULT_MIN_CHARS for c in clauses)
+        assert [c.part for c in clauses] == list(range(1, len(clauses) + 1))
+        assert {c.line_start for c in clauses} == {c.line_end for c in clauses} == {2}
+        measured.append((len(body), len(clauses), work["joined"], work["parsed"]))
+    (small, small_clauses, small_joined, small_parsed), (large, large_clauses, large_joined, large_parsed) = measured
+    assert large_joined <= 2 * large and large_parsed <= 2 * large  # a constant per character
+    assert large_joined / small_joined <= 2.2 * large / small / 2
+    assert large_parsed / small_parsed <= 2.2 * large / small / 2
+    assert large_clauses <= 2.2 * small_clauses
+
+
+def test_a_paragraph_wrapped_over_many_lines_is_joined_with_linear_work(monkeypatch):
+    from assistant import outline
+
+    parsed = {"chars": 0}
+    real_parse = outline.parse_heading
+
+    def counting_parse(text):
+        parsed["chars"] += len(text)
+        return real_parse(text)
+
+    monkeypatch.setattr(outline, "parse_heading", counting_parse)
+    piece = "加大对中小企业的贷款支持力度和广度"  # no sentence end: every line continues the article
+    measured = []
+    for count in (20_000, 40_000):
+        lines = ["鹤壁市地源热泵系统建设应用管理暂行办法", "第一条 " + piece, *[piece] * count]
+        split = split_documents(SourceFile(name="wrapped.txt", lines=tuple(lines), sha256="x"))
+        parsed["chars"] = 0
+        analysis = analyse_document(split.documents[0], layout=split.layouts[0])
+        assert "".join(c.text for c in analysis.clauses) == "".join(lines[1:])
+        assert analysis.repairs["wrapped_line_joined"] == count
+        measured.append(parsed["chars"])
+    assert measured[1] <= 2.2 * measured[0]

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from assistant.corpus import load_corpus
-from assistant.documents import chinese_date_to_iso, clean_line, normalize_doc_number, split_documents
+from assistant.documents import (
+    chinese_date_to_iso,
+    clean_line,
+    clean_lines,
+    normalize_doc_number,
+    split_documents,
+)
 from assistant.types import SourceFile
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
@@ -158,3 +164,46 @@ def test_compilation_table_of_contents_with_sections_and_tabs():
         ("国务院关于印发扎实稳住经济一揽子政策措施的通知", 7, "国发〔2022〕12号")
     ]
     assert [split.noise[n] for n in range(1, 7)] == ["front_matter", "front_matter", "toc", "toc", "toc", "toc"]
+
+
+def test_split_hands_each_document_its_layout(corpus):
+    """split_documents gives chunking, beside each document, its cleaned lines and where its title
+    and header end; document_layout derives the same from a document's own lines."""
+    from assistant.documents import document_layout
+
+    for source in corpus.files:
+        split = split_documents(source)
+        assert len(split.layouts) == len(split.documents)
+        for document, layout in zip(split.documents, split.layouts):
+            assert layout.cleaned == tuple(clean_lines(document.lines))
+            assert 0 <= layout.title_start <= layout.title_end <= layout.header_end < len(document.lines)
+            assert document_layout(document) == layout, document.doc_id
+
+
+def test_a_title_over_five_lines_is_header_not_body(corpus):
+    # 004 lines 7571-7578: three issuer lines, "转发《…通知》的", "通 知", the 文号 - all header.
+    # (Chunking used to look for the title itself and missed it, so these lines were cited as 正文.)
+    document = next(d for d in corpus.documents if d.doc_number == "安金发〔2022〕29号")
+    assert document.line_start == 7571 and document.title.endswith("纾困的通知》的通知")
+    roles = corpus.line_roles["004_260f99d2aa0f9dae.txt"]
+    assert [roles[n] for n in (7571, 7572, 7573, 7574, 7575, 7577)] == ["doc_header"] * 6
+    first = corpus.clauses_of(document.doc_id)[0]
+    assert first.line_start == 7579 and first.text.startswith("各县（市、区）金融局（办）")
+
+
+def test_one_numeral_parser_for_headings_and_dates():
+    from assistant.lines import parse_number
+
+    assert [parse_number(raw) for raw in ("一", "十", "十二", "二十", "三十一", "一百零五", "两千", "二○", "二〇一〇")] == [
+        1, 10, 12, 20, 31, 105, 2000, 20, 2010,
+    ]
+    assert [parse_number(raw) for raw in ("12", "③", "⑳", "", "第", "十a")] == [12, 3, 20, None, None, None]
+    assert chinese_date_to_iso("二〇二二年十二月三十一日") == "2022-12-31"
+
+
+def test_annex_lines_have_one_pattern():
+    from assistant.lines import ANNEX_LINE
+
+    assert [bool(ANNEX_LINE.match(text)) for text in ("附件", "附件 2", "附 件2：", "附件1.创新型中小企业评价标准", "附件：1. 申请表")] == [
+        True, True, True, False, False,
+    ]
