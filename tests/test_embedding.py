@@ -13,11 +13,12 @@ from assistant.embedding import (
     UseModule,
     available_threads,
     encoder_threads,
-    default_model_id,
+    use_model_id,
     load_embedder,
     text_sha,
 )
 from assistant.errors import AssistantError
+from assistant.indexing import build_index
 from assistant.retriever import Retriever
 from conftest import CORPUS, make_tiny_corpus
 
@@ -37,13 +38,13 @@ def tiny_static_model(directory, dimension=32):
     return directory
 
 
-def test_default_embedder_is_use_through_sentence_transformers():
-    embedder = load_embedder()
+def test_use_embedder_runs_through_sentence_transformers():
+    embedder = load_embedder("use")
     from sentence_transformers import SentenceTransformer
 
     assert isinstance(embedder.model, SentenceTransformer)
     assert isinstance(embedder.model[0], UseModule)
-    assert embedder.model_id == default_model_id() and embedder.model_id.startswith("usem3:")
+    assert embedder.model_id == use_model_id() and embedder.model_id.startswith("usem3:")
     assert embedder.dimension == 512
     vectors = embedder.encode(["小微企业贷款能延期还本付息吗", "小微企业贷款延期还本付息", "地源热泵"])
     assert vectors.shape == (3, 512) and vectors.dtype == np.float32
@@ -90,7 +91,7 @@ def test_bulk_encoding_in_worker_processes_gives_the_in_process_vectors_in_order
 
 
 def test_use_module_saves_and_loads_as_a_sentence_transformer(tmp_path):
-    embedder = load_embedder()
+    embedder = load_embedder("use")
     embedder.model.save(str(tmp_path / "use"))
     modules = json.loads((tmp_path / "use" / "modules.json").read_text())
     assert modules[0]["type"] == "assistant.embedding.UseModule"
@@ -104,7 +105,7 @@ def test_local_sentence_transformers_model_indexes_and_searches(tmp_path):
     embedder = load_embedder(str(model_dir))
     assert embedder.dimension == 32 and embedder.model_id.startswith("static-model@")
 
-    retriever = Retriever.build(tmp_path / "corpus", tmp_path / "index", model=str(model_dir), corpus=make_tiny_corpus(), progress=False)
+    retriever = build_index(tmp_path / "corpus", tmp_path / "index", model=str(model_dir), corpus=make_tiny_corpus(), progress=False).retriever
     assert retriever.manifest["model_id"] == embedder.model_id
     assert retriever.manifest["dimension"] == 32
     hits = retriever.search("地源热泵", k=3, mode="dense")
@@ -126,7 +127,7 @@ def test_unavailable_model_gives_instructions_not_a_hub_traceback():
 
 
 def test_cache_encodes_only_texts_it_has_not_seen(tmp_path):
-    embedder = load_embedder()
+    embedder = load_embedder("use")
     cache = EmbeddingCache(tmp_path, embedder.model_id, embedder.dimension)
     first = cache.encode(embedder, ["第一条 甲", "第二条 乙"])
     assert (cache.misses, cache.hits) == (2, 0)
