@@ -106,9 +106,38 @@ class AbstentionSignals:
     dense_similarity: float | None = None  # question vs nearest clause, dense encoder cosine
     key_term_coverage: float | None = None  # IDF-weighted key terms found in one top clause
     top_dense_rank: float | None = None  # dense rank of the first hit (inf: not among dense candidates)
+    asks_fact: bool = False  # the question asks for an amount, a date, a unit or a condition
+    fact_carried: bool = True  # some sentence of the top FACT_CLAUSES fitting clauses carries that kind of fact
+    best_sentence: float | None = None  # the learned sentence model's best probability among the candidates
+    best_similarity: float | None = None  # the highest dense cosine of a candidate sentence to the question
+    chosen_coverage: float = 0.0  # term coverage of the sentence that would be quoted first
+    chosen_fact: bool = False  # that sentence carries the asked-for kind of fact
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def features(self) -> dict[str, float]:
+        """What the learned abstention model reads (names are its features)."""
+        rank = self.top_dense_rank
+        return {
+            "coverage": self.coverage,
+            "relevance": self.relevance,
+            "dense_similarity": self.dense_similarity if self.dense_similarity is not None else 0.0,
+            "key_term_coverage": self.key_term_coverage if self.key_term_coverage is not None else 1.0,
+            "log_dense_rank": math.log(101.0 if rank is None or math.isinf(rank) else min(rank, 100.0)),
+            "modes_agree": float(self.modes_agree),
+            "fact_missing": float(self.asks_fact and not self.fact_carried),
+            "best_sentence": self.best_sentence if self.best_sentence is not None else 0.0,
+            "best_similarity": self.best_similarity if self.best_similarity is not None else 0.0,
+            "chosen_coverage": self.chosen_coverage,
+            "chosen_fact_missing": float(self.asks_fact and not self.chosen_fact),
+        }
+
+
+ABSTENTION_FEATURES = ("coverage", "relevance", "dense_similarity", "key_term_coverage", "log_dense_rank",
+                       "modes_agree", "fact_missing", "best_sentence", "best_similarity", "chosen_coverage",
+                       "chosen_fact_missing")
+FACT_CLAUSES = 3  # the top clauses searched for a sentence carrying the asked-for kind of fact
 
 
 def abstention_signals(
@@ -124,9 +153,12 @@ def abstention_signals(
     sentences; ``all_hits`` (default ``hits``) is the unfiltered retrieval, whose first hit's dense
     rank is read."""
     dense_rank = top_hit_dense_rank(list(all_hits if all_hits is not None else hits))
+    asks_fact = bool(profile.kinds)
     if not hits or not scored:
-        return AbstentionSignals(0.0, 0.0, float(hits[0].score) if hits else 0.0, False, dense_similarity, None, dense_rank)
+        return AbstentionSignals(0.0, 0.0, float(hits[0].score) if hits else 0.0, False, dense_similarity, None, dense_rank,
+                                 asks_fact, not asks_fact)
     ranks = hits[0].ranks or {}
+    carried = any(s.carries_fact for s in scored if s.hit_rank <= FACT_CLAUSES) if asks_fact else True
     return AbstentionSignals(
         coverage=max(s.coverage for s in scored),
         relevance=max(s.relevance for s in scored),
@@ -135,6 +167,8 @@ def abstention_signals(
         dense_similarity=dense_similarity,
         key_term_coverage=key_term_coverage(profile, hits, term_rarity),
         top_dense_rank=dense_rank,
+        asks_fact=asks_fact,
+        fact_carried=carried,
     )
 
 

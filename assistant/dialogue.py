@@ -123,7 +123,11 @@ def is_elliptical(question: str, places: Sequence[str] = HENAN_PLACES) -> bool:
     place = _find_place(core, place_names(places))
     if place and len(place.group()) >= len(core) - 1:
         return True
-    return not _names_a_subject(core)
+    # a subject of its own is a content term of 2+ characters besides aspect words (「罚多少」 has none)
+    rest = normalize_query(core)
+    for word in sorted(ASPECT_WORDS, key=len, reverse=True):
+        rest = rest.replace(word, "")
+    return not any(len(term) >= 2 for term in query_terms(rest))
 
 
 def previous_question(history) -> str | None:

@@ -8,8 +8,8 @@
 An index whose manifest matches the corpus file hashes, model, chunker, BM25 parameters and search
 config is just opened. Otherwise clauses whose text the embedding cache has not seen are encoded
 (``force`` re-encodes everything), both BM25 indexes are rebuilt, and the directory is switched
-atomically by :func:`assistant.store.write_index`. :func:`check_compatible` is the one test of
-whether an index can be searched by this program, with the command that fixes it when not.
+atomically by :func:`assistant.store.write_index`. :func:`open_or_build` opens an index that is
+current and builds it otherwise (what ``serve`` does on first run).
 """
 
 from __future__ import annotations
@@ -19,52 +19,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from assistant.errors import AssistantError
-from assistant.paths import DEFAULT_CORPUS_DIR
 from assistant.retriever import Retriever, SearchConfig
-from assistant.store import StoredIndex, embedding_cache_dir, load_index, read_manifest, write_index
+from assistant.store import StoredIndex, chunker_version, embedding_cache_dir, load_index, read_manifest, write_index
 from assistant.types import Clause
-
-
-def chunker_version() -> str:
-    from assistant.chunking import CHUNKER_VERSION
-
-    return str(CHUNKER_VERSION)
-
-
-def rebuild_command(index_dir: Path, manifest: dict[str, Any] | None = None, *, model: str | None = None) -> str:
-    """The command that rebuilds this index as it was built (its corpus and model when not the defaults)."""
-    parts = ["python -m assistant index build", f"--index {index_dir}"]
-    corpus = (manifest or {}).get("corpus_dir")
-    if corpus and Path(corpus).resolve() != DEFAULT_CORPUS_DIR.resolve():
-        parts.append(f"--corpus {corpus}")
-    source = model or (manifest or {}).get("model_source")
-    if source:
-        parts.append(f"--model {source}")
-    return " ".join(parts)
-
-
-def check_compatible(index_dir: Path, manifest: dict[str, Any], *, model_id: str | None = None) -> None:
-    """AssistantError with the rebuild command unless this program can search the index: same
-    chunker version and BM25 parameters, and (when given) the same encoder model."""
-    from assistant.lexical import bm25_params
-
-    index_dir = Path(index_dir)
-    problems = []
-    if manifest.get("chunker_version") != chunker_version():
-        problems.append(f"built by chunker version {manifest.get('chunker_version')}, this program uses {chunker_version()}")
-    if manifest.get("bm25") != bm25_params():
-        problems.append(f"built with BM25 parameters {manifest.get('bm25')}, this program uses {bm25_params()}")
-    if model_id is not None and manifest.get("model_id") != model_id:
-        problems.append(f"built with model {manifest.get('model_id')}, but {model_id} was asked for")
-    if problems:
-        model = None if model_id is None or model_id == manifest.get("model_id") else "MODEL"
-        raise AssistantError(f"the index at {index_dir} was {'; '.join(problems)}; rebuild it with: "
-                             f"{rebuild_command(index_dir, manifest, model=model)}")
 
 
 @dataclass
@@ -145,14 +106,12 @@ def build_index(
     texts = [c.index_text for c in clauses]  # what the encoder sees: the same title + section + text BM25 sees
     shas = [text_sha(t) for t in texts]
     cache_dir = embedding_cache_dir(index_dir)
-    cache = EmbeddingCache(None if force else cache_dir, embedder.model_id, embedder.dimension)
+    cache = EmbeddingCache(cache_dir, embedder.model_id, embedder.dimension, fresh=force)
     if not force and previous is not None and previous.get("model_id") == embedder.model_id:
         _seed_cache_from_index(cache, index_dir)
     _say(progress, f"编码条款 / encoding {len(clauses)} clauses with {embedder.model_id} ...")
     vectors = cache.encode(embedder, texts, progress=progress)
     encoded, reused = cache.misses, cache.hits
-    if force:  # still leave a fresh cache behind for the next incremental build
-        cache = cache.moved_to(cache_dir)
     cache.save()
     del cache  # its matrix can be as large as the index's vectors: free it before BM25 is built
     encode_seconds = time.perf_counter() - started
@@ -220,3 +179,8 @@ def _seed_cache_from_index(cache, index_dir: Path) -> None:
     keep = [n for n, s in enumerate(stored.text_shas) if s and s not in cache]
     if keep:
         cache.add([stored.text_shas[n] for n in keep], stored.vectors[keep])
+
+
+def open_or_build(index_dir: str | Path, corpus_dir: str | Path, *, model: str | None = None, progress: bool = True) -> Retriever:
+    """The index's Retriever, (re)built first when it is missing or stale for the corpus and model."""
+    return build_index(corpus_dir, index_dir, model=model, progress=progress).retriever

@@ -122,14 +122,22 @@ def find(reference: Reference, documents: Sequence[Document], clauses_of: Callab
         return Found((), (), "document")
     if reference.article is None:
         return Found(tuple(named), (), None)
-    label = reference.label
-    for document in named:
-        clauses = clauses_of(document.doc_id)
-        exact = [c for c in clauses if c.label == label]
-        within = [c for c in clauses if c.label.startswith(label) or (c.section_path and label in c.section_path)]
-        chosen = exact or within
-        if not chosen and reference.item:  # 第三条（二） merged into 第三条: quote the article
-            chosen = [c for c in clauses if c.label == reference.article or c.label.startswith(reference.article)]
-        if chosen:
-            return Found(tuple(named), tuple(chosen), None)
+    for label in _label_forms(reference):
+        for document in named:
+            clauses = clauses_of(document.doc_id)
+            exact = [c for c in clauses if c.label == label]
+            chosen = exact or [c for c in clauses if c.label.startswith(label) or label in c.section_path]
+            if chosen:
+                return Found(tuple(named), tuple(chosen), None)
     return Found(tuple(named), (), "article")
+
+
+def _label_forms(reference: Reference) -> list[str]:
+    """The labels that can be meant by 第N条: the article itself, then (for notices numbered
+    一、二、…, where people still say 第三条) the section N、 and the item （N）."""
+    number = reference.article[1:-1]
+    forms = [reference.label]
+    if reference.item:
+        forms += [reference.article, f"{number}、（{reference.item}）"]
+    forms += [f"{number}、", f"（{number}）"]
+    return list(dict.fromkeys(forms))

@@ -20,8 +20,11 @@ beyond the hits (corpus term rarity, the source-line locator) is built once per 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from assistant.abstention import TermRarity
 from assistant.compose import AnswerRequest, Composer, ExtractiveComposer, QuoteMaker, abstain, fit_budget
@@ -29,12 +32,13 @@ from assistant.dialogue import is_elliptical, previous_question, resolve_followu
 from assistant.errors import AssistantError
 from assistant.lookup import find, parse_reference
 from assistant.query import QueryProfile, prepare_query
-from assistant.render import document_name, render_quotes
+from assistant.render import render_quotes
 from assistant.sentences import Sentence
 from assistant.types import Answer, Hit, SearchResult
 from assistant.verify import LineLocator, verify_answer
 
 HITS_PER_QUESTION = 10
+SENTENCE_CACHE_SIZE = 50_000  # sentence vectors kept (384 floats each: ~75 MB at most)
 
 
 def _item_label_function():
@@ -57,6 +61,8 @@ class Assistant:
         self.k = k
         self.term_rarity = TermRarity(retriever.clauses)
         self.quotes = QuoteMaker(LineLocator(retriever.documents), _item_label_function())
+        self._sentence_vectors: dict[str, np.ndarray] = {}
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def load(cls, index_dir: str | Path, *, composer: Composer | None = None) -> Assistant:
@@ -97,9 +103,29 @@ class Assistant:
         profile = question if isinstance(question, QueryProfile) else self.profile(question)
         if not isinstance(result, SearchResult):
             result = SearchResult(result)
-        request = AnswerRequest(profile, result, self.term_rarity, self.quotes)
+        request = AnswerRequest(profile, result, self.term_rarity, self.quotes, self._similarity(result))
         answer = self.composer.compose(request)
         return verify_answer(answer, request.hits)
+
+    def _similarity(self, result: SearchResult):
+        """Cosine of candidate sentences to the encoded question (None without a query vector).
+        Sentence vectors are cached: the same clauses come back for many questions."""
+        vector = result.query_vector
+        if vector is None:
+            return None
+
+        def similarity(texts):
+            known = {t: self._sentence_vectors.get(t) for t in dict.fromkeys(texts)}
+            missing = [t for t, row in known.items() if row is None]
+            if missing:
+                known.update(zip(missing, self.retriever.embedder.encode_passages(missing)))
+                with self._cache_lock:  # concurrent page requests share the cache
+                    if len(self._sentence_vectors) > SENTENCE_CACHE_SIZE:
+                        self._sentence_vectors.clear()
+                    self._sentence_vectors.update((t, known[t]) for t in missing)
+            return np.array([float(known[t] @ vector) for t in texts])
+
+        return similarity
 
     # --- a named document and article ---------------------------------------------------------------
 
@@ -144,4 +170,4 @@ def document_name_of(document) -> str:
     return f"《{title}（{number}）》" if number and number not in title else f"《{title}》"
 
 
-__all__ = ["Assistant", "HITS_PER_QUESTION", "document_name"]
+__all__ = ["Assistant", "HITS_PER_QUESTION"]

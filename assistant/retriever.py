@@ -33,7 +33,7 @@ import numpy as np
 
 from assistant.errors import AssistantError
 from assistant.query import MAX_QUERY_CHARS, PreparedQuery, cities_named, clause_fits_cities, prepare_query, question_kinds
-from assistant.store import StoredIndex, load_index, read_manifest
+from assistant.store import StoredIndex, check_compatible, load_index, read_manifest
 from assistant.text import normalize_query
 from assistant.types import Clause, Document, Hit, SearchResult
 
@@ -100,7 +100,7 @@ def _as_list(value: Any, key: str) -> list[str]:
 
 
 class Retriever:
-    """Searches one index directory. Open with :meth:`load`; build with :mod:`assistant.indexing`."""
+    """Searches one index directory. Open with :meth:`load`; build one with :func:`assistant.indexing.build_index`."""
 
     def __init__(self, stored: StoredIndex, embedder=None, config: SearchConfig | None = None):
         self.stored = stored
@@ -150,7 +150,6 @@ class Retriever:
         """The query encoder, loaded on first dense/hybrid search (BM25-only use never loads torch)."""
         if self._embedder is None:
             from assistant.embedding import load_embedder
-            from assistant.indexing import check_compatible
 
             embedder = load_embedder(self.manifest.get("model_source"))
             check_compatible(self.index_dir, self.manifest, model_id=embedder.model_id)
@@ -161,8 +160,6 @@ class Retriever:
     def load(cls, index_dir: str | Path, *, model: str | None = None, config: SearchConfig | None = None) -> Retriever:
         """Open an index; AssistantError (with the command that fixes it) if it is missing, corrupt
         or from another model, chunker or BM25 setting."""
-        from assistant.indexing import check_compatible
-
         index_dir = Path(index_dir)
         manifest = read_manifest(index_dir)
         embedder = None
@@ -172,21 +169,6 @@ class Retriever:
             embedder = load_embedder(model)
         check_compatible(index_dir, manifest, model_id=embedder.model_id if embedder else None)
         return cls(load_index(index_dir), embedder, config)
-
-    @classmethod
-    def load_or_build(cls, index_dir: str | Path, corpus_dir: str | Path, *, model: str | None = None,
-                      progress: bool = True) -> Retriever:
-        """Open the index if it is current for the corpus and model, else (re)build it first."""
-        from assistant.indexing import build_index
-
-        return build_index(corpus_dir, index_dir, model=model, progress=progress).retriever
-
-    @classmethod
-    def build(cls, corpus_dir: str | Path, index_dir: str | Path, **options) -> Retriever:
-        """Build (or update) the index, then open it: see :func:`assistant.indexing.build_index`."""
-        from assistant.indexing import build_index
-
-        return build_index(corpus_dir, index_dir, **options).retriever
 
     def with_config(self, **changes) -> Retriever:
         """The same index searched with other parameters (for measuring them)."""
@@ -234,9 +216,11 @@ class Retriever:
             return SearchResult([Hit(self.clauses[r], float(scores[r]), {"bm25": i + 1}) for i, r in enumerate(rows)],
                                 mode=mode)
         if mode == "dense":
-            scores, rows = self.dense.search(self.encode_query(text), k, allowed=allowed)
+            vector = self.encode_query(text)
+            scores, rows = self.dense.search(vector, k, allowed=allowed)
             hits = [Hit(self.clauses[r], float(s), {"dense": i + 1}) for i, (r, s) in enumerate(zip(rows, scores))]
-            return SearchResult(hits, mode=mode, dense_similarity=float(scores[0]) if len(scores) else None)
+            return SearchResult(hits, mode=mode, dense_similarity=float(scores[0]) if len(scores) else None,
+                                query_vector=vector)
         return self._hybrid(text, k, allowed)
 
     def _bm25_scores(self, text: str, allowed: np.ndarray | None) -> np.ndarray:
@@ -269,7 +253,7 @@ class Retriever:
         else:
             candidates = np.zeros(0, np.int64)
         if len(candidates) == 0:
-            return SearchResult(mode="hybrid", dense_similarity=nearest)
+            return SearchResult(mode="hybrid", dense_similarity=nearest, query_vector=query_vector)
         bm25_rank = {int(r): i + 1 for i, r in enumerate(bm25_rows)}
         dense_rank = {int(r): i + 1 for i, r in enumerate(dense_rows)}
         fused = fuse(
@@ -294,7 +278,7 @@ class Retriever:
             )
             for n, i in enumerate(order)
         ]
-        return SearchResult(hits, mode="hybrid", dense_similarity=nearest)
+        return SearchResult(hits, mode="hybrid", dense_similarity=nearest, query_vector=query_vector)
 
     def _request_bonus(self, text: str, rows: np.ndarray) -> np.ndarray:
         """What the question's wording asks for, per candidate row: intent_weight for each kind of

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from assistant.query import QueryProfile, compact
 from assistant.types import Clause, Hit
@@ -60,18 +62,22 @@ def _line_of(clause: Clause, offset: int) -> int:
 def split_sentences(clause: Clause) -> list[Sentence]:
     """Split a clause at 。；！？ and line ends, keeping the exact original characters.
 
-    Leading/trailing whitespace is trimmed off each sentence (offsets follow), so every
-    sentence is still an exact substring of ``clause.text``.
+    Leading/trailing whitespace (and a table row's outer pipes) is trimmed off each sentence
+    (offsets follow), so every sentence is still an exact substring of ``clause.text``.
     """
     sentences = []
     for match in _SENTENCE_RE.finditer(clause.text):
         raw = match.group()
-        stripped = raw.strip()
+        # A Markdown table row is quoted as its cells' text, without the outer pipes.
+        stripped = _TABLE_EDGE.sub("", raw)
         if len(compact(stripped)) < MIN_SENTENCE_CHARS:
             continue
-        start = match.start() + (len(raw) - len(raw.lstrip()))
+        start = match.start() + raw.index(stripped)
         sentences.append(Sentence(clause, stripped, start, start + len(stripped)))
     return sentences
+
+
+_TABLE_EDGE = re.compile(r"^[\s|]+|[\s|]+$")
 
 
 @dataclass
@@ -86,14 +92,21 @@ class ScoredSentence:
     distinctive: float = 0.0  # share of the candidate-distinctive term weight in the sentence
     bigram_overlap: float = 0.0
     similarity: float | None = None  # dense cosine to the question, when the composer computed it
+    probability: float | None = None  # the learned sentence model's P(this sentence answers), when applied
 
 
-def score_sentences(profile: QueryProfile, hits: Sequence[Hit], clauses_to_read: int = CLAUSES_TO_READ) -> list[ScoredSentence]:
+SimilarityFn = Callable[[Sequence[str]], np.ndarray]
+
+
+def score_sentences(profile: QueryProfile, hits: Sequence[Hit], clauses_to_read: int = CLAUSES_TO_READ,
+                    similarity: SimilarityFn | None = None) -> list[ScoredSentence]:
     """Every sentence of the top hits, scored against the question, best first.
 
     Besides plain overlap, a sentence scores for the question terms that are *distinctive among
     the candidates*: when every sentence of 市长质量奖管理办法 names 市长质量奖, what picks the
     answer is 亏损 or 公示 (term weight = length x log(N / sentences containing it)).
+    ``similarity(texts)`` (the dense encoder's cosine of each text to the question), when given,
+    is recorded on each sentence for the learned sentence model.
     """
     candidates = []
     for rank, hit in enumerate(hits[:clauses_to_read], start=1):
@@ -119,5 +132,47 @@ def score_sentences(profile: QueryProfile, hits: Sequence[Hit], clauses_to_read:
         score = relevance + RANK_PRIOR / math.sqrt(rank) + (FACT_BONUS if carries_fact else 0.0)
         scored.append(ScoredSentence(sentence, rank, relevance, coverage, carries_fact, score,
                                      sentence_terms, distinctive, overlap))
+    if similarity is not None and scored:
+        for item, value in zip(scored, similarity([item.sentence.text for item in scored])):
+            item.similarity = float(value)
     scored.sort(key=lambda s: (-s.score, s.hit_rank, s.sentence.start))
     return scored
+
+
+def sentence_features(item: ScoredSentence, best_similarity: float | None, asks_fact: bool) -> dict[str, float]:
+    """What the learned sentence model reads about one candidate sentence (names are its features)."""
+    sentence = item.sentence
+    body = compact(sentence.text)
+    similarity = item.similarity if item.similarity is not None else 0.0
+    return {
+        "sentence_terms": item.sentence_terms,
+        "distinctive": item.distinctive,
+        "bigram_overlap": item.bigram_overlap,
+        "coverage": item.coverage,
+        "rank_prior": 1.0 / math.sqrt(item.hit_rank),
+        "top_clause": float(item.hit_rank == 1),
+        "fact_match": float(asks_fact and item.carries_fact),
+        "fact_absent": float(asks_fact and not item.carries_fact),
+        "first_sentence": float(sentence.start == _first_start(sentence.clause)),
+        "log_chars": math.log(1 + len(body)),
+        "list_intro": float(bool(_LIST_INTRO.search(sentence.text))),
+        "has_number": float(bool(_NUMBER.search(sentence.text))),
+        "similarity": similarity,
+        "similarity_gap": similarity - best_similarity if best_similarity is not None else 0.0,
+    }
+
+
+SENTENCE_FEATURES = (
+    "sentence_terms", "distinctive", "bigram_overlap", "coverage", "rank_prior", "top_clause", "fact_match",
+    "fact_absent", "first_sentence", "log_chars", "list_intro", "has_number", "similarity", "similarity_gap",
+)
+_LIST_INTRO = re.compile(r"[：:]$")
+_NUMBER = re.compile(r"[0-9０-９]|[一二三四五六七八九十百千万]+(?:元|万|亿|个|家|人|年|月|日|天|%)")
+
+
+def _first_start(clause: Clause) -> int:
+    match = _SENTENCE_RE.search(clause.text)
+    if match is None:
+        return 0
+    raw = match.group()
+    return match.start() + (len(raw) - len(raw.lstrip()))

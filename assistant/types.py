@@ -93,20 +93,24 @@ class Hit:
 
 class SearchResult(list):
     """The hits of one search, best first (it is a ``list[Hit]``), plus what the search measured on
-    the way, so that nothing downstream searches again: ``dense_similarity`` is the question's
-    cosine to its nearest clause under the dense encoder (None when no dense search ran)."""
+    the way, so that nothing downstream searches or encodes again: ``dense_similarity`` is the
+    question's cosine to its nearest clause under the dense encoder and ``query_vector`` the
+    encoded question (both None when no dense search ran)."""
 
-    def __init__(self, hits=(), *, mode: str = "hybrid", dense_similarity: float | None = None):
+    def __init__(self, hits=(), *, mode: str = "hybrid", dense_similarity: float | None = None, query_vector=None):
         super().__init__(hits)
         self.mode = mode
         self.dense_similarity = dense_similarity
+        self.query_vector = query_vector  # the encoded question (numpy), when a dense search ran
 
     def with_dense_similarity(self, value: float | None) -> "SearchResult":
-        return SearchResult(self, mode=self.mode, dense_similarity=value)
+        return SearchResult(self, mode=self.mode, dense_similarity=value, query_vector=self.query_vector)
 
     def __getitem__(self, index):
         item = super().__getitem__(index)
-        return SearchResult(item, mode=self.mode, dense_similarity=self.dense_similarity) if isinstance(index, slice) else item
+        if isinstance(index, slice):
+            return SearchResult(item, mode=self.mode, dense_similarity=self.dense_similarity, query_vector=self.query_vector)
+        return item
 
     def __repr__(self) -> str:
         return f"SearchResult({len(self)} hits, mode={self.mode!r}, dense_similarity={self.dense_similarity})"

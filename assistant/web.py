@@ -260,6 +260,7 @@ def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: i
     from pathlib import Path
 
     from assistant.pipeline import Assistant
+    from assistant.indexing import open_or_build
     from assistant.retriever import Retriever
 
     index_dir = Path(index_dir)
@@ -271,11 +272,11 @@ def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: i
             if not Path(corpus_dir).is_dir():
                 raise
             print(f"索引需要重建 / the index needs a rebuild: {error}", file=sys.stderr, flush=True)
-            retriever = Retriever.load_or_build(index_dir, corpus_dir, progress=True)
+            retriever = open_or_build(index_dir, corpus_dir, progress=True)
     else:
         print(f"首次运行，正在从 {corpus_dir} 建立索引 / building index {index_dir} from {corpus_dir} ...",
               file=sys.stderr, flush=True)
-        retriever = Retriever.load_or_build(index_dir, corpus_dir, model=model, progress=True)
+        retriever = open_or_build(index_dir, corpus_dir, model=model, progress=True)
     app = build_app(Assistant(retriever))
     app.queue(default_concurrency_limit=4)
     print(f"页面 / page: http://{host}:{port}/  (Ctrl+C to stop)", file=sys.stderr, flush=True)

@@ -12,7 +12,7 @@ Each scale runs in its own subprocess so that its peak memory (ru_maxrss) is its
   replaced, sentence order rotated, a replica tag in each clause). Their dense vectors are NOT
   encoded: each is the original clause's cached USE vector plus Gaussian noise (cosine ~0.9 to
   the original), re-normalised. BM25 (jieba tokenisation included) and FAISS are built for real
-  through Retriever.build, and queries are encoded for real.
+  through indexing.build_index, and queries are encoded for real.
 - query latency: the eval questions, k=10, per mode, including query encoding.
 - HNSW: build time, per-query latency and recall@10 against exact search on the same vectors.
 """
@@ -166,7 +166,7 @@ def run_scale(scale: int, n_queries: int, workdir: Path, hnsw: bool) -> dict:
     from assistant.corpus import load_corpus
     from assistant.dense import DenseIndex
     from assistant.embedding import encoder_threads, load_embedder
-    from assistant.retriever import Retriever
+    from assistant.indexing import build_index
 
     result: dict = {"scale": scale, "threads": encoder_threads(), "loadavg_1m": os.getloadavg()[0]}
     started = time.perf_counter()
@@ -180,7 +180,7 @@ def run_scale(scale: int, n_queries: int, workdir: Path, hnsw: bool) -> dict:
         shutil.copytree(CORPUS, corpus_dir)
         index_dir = workdir / "index" / "default"
         started = time.perf_counter()
-        retriever = Retriever.build(corpus_dir, index_dir, embedder=embedder, progress=False)
+        retriever = build_index(corpus_dir, index_dir, embedder=embedder, progress=False).retriever
         result["cold_build_s"] = round(time.perf_counter() - started, 2)
         stats = retriever.build_stats
         texts = [c.index_text for c in retriever.clauses]
@@ -193,31 +193,31 @@ def run_scale(scale: int, n_queries: int, workdir: Path, hnsw: bool) -> dict:
 
         shutil.rmtree(index_dir)
         started = time.perf_counter()
-        Retriever.build(corpus_dir, index_dir, embedder=embedder, progress=False)
+        build_index(corpus_dir, index_dir, embedder=embedder, progress=False).retriever
         result["warm_rebuild_s"] = round(time.perf_counter() - started, 2)
 
         started = time.perf_counter()
-        Retriever.build(corpus_dir, index_dir, embedder=embedder, progress=False)
+        build_index(corpus_dir, index_dir, embedder=embedder, progress=False).retriever
         result["up_to_date_check_s"] = round(time.perf_counter() - started, 2)
 
         first_file = sorted(corpus_dir.glob("*.txt"))[0]
         with open(first_file, "a", encoding="utf-8") as handle:
             handle.write("第九十九条 本办法由市住房和城乡建设局负责解释，自发布之日起施行。\n")
         started = time.perf_counter()
-        updated = Retriever.build(corpus_dir, index_dir, embedder=embedder, progress=False)
+        updated = build_index(corpus_dir, index_dir, embedder=embedder, progress=False)
         result["incremental_rebuild_s"] = round(time.perf_counter() - started, 2)
-        result["incremental_encoded"] = updated.build_stats["encoded"]
+        result["incremental_encoded"] = updated.encoded
     else:
         base = load_corpus(CORPUS)
         base_dir = workdir / "base-index"
-        base_retriever = Retriever.build(CORPUS, base_dir, embedder=embedder, progress=False, corpus=base)
+        base_retriever = build_index(CORPUS, base_dir, embedder=embedder, progress=False, corpus=base).retriever
         corpus, origin = scale_corpus(base, scale)
         perturbed = PerturbedEmbedder(embedder, base_retriever.dense.vectors,
                                       [c.index_text for c in corpus.clauses], origin)
         del base_retriever
         index_dir = workdir / "index" / f"x{scale}"
         started = time.perf_counter()
-        Retriever.build(workdir / "synthetic", index_dir, embedder=perturbed, progress=False, corpus=corpus)
+        build_index(workdir / "synthetic", index_dir, embedder=perturbed, progress=False, corpus=corpus).retriever
         result["build_s_vectors_synthesized"] = round(time.perf_counter() - started, 2)
         result["clauses"] = len(corpus.clauses)
         result["corpus_chars"] = sum(len(c.index_text) for c in corpus.clauses)
@@ -225,6 +225,7 @@ def run_scale(scale: int, n_queries: int, workdir: Path, hnsw: bool) -> dict:
         embedder_for_queries = perturbed
 
     started = time.perf_counter()
+    from assistant.retriever import Retriever
     from assistant.store import load_index
 
     retriever = Retriever(load_index(index_dir), embedder if scale == 1 else embedder_for_queries)

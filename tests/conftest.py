@@ -23,10 +23,10 @@ from assistant.types import Clause, Document, SourceFile
 
 @pytest.fixture(scope="session")
 def bundled_index(tmp_path_factory) -> Path:
-    from assistant.retriever import Retriever
+    from assistant.indexing import build_index
 
     index_dir = tmp_path_factory.mktemp("bundled") / "index"
-    Retriever.build(CORPUS, index_dir, progress=False)
+    build_index(CORPUS, index_dir, progress=False)
     return index_dir
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from assistant.errors import AssistantError
-from assistant.retriever import MAX_QUERY_CHARS, Retriever, fuse, prepare_query
+from assistant.indexing import build_index
+from assistant.retriever import MAX_QUERY_CHARS, fuse, prepare_query
 from assistant.text import strip_spaces
 from conftest import make_tiny_corpus
 
@@ -14,7 +15,7 @@ from conftest import make_tiny_corpus
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tiny")
-    return Retriever.build(directory / "corpus", directory / "index", corpus=make_tiny_corpus(), progress=False)
+    return build_index(directory / "corpus", directory / "index", corpus=make_tiny_corpus(), progress=False).retriever
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\n\t　", None])

@@ -1,0 +1,97 @@
+"""Small learned decisions, shipped as JSON parameter files in ``assistant/data/`` and applied with numpy.
+
+A :class:`LogisticModel` is a standardised logistic regression over named features: the names
+are stored with the weights, so a model can only be applied to the features it was fitted on.
+``assistant/evaluation/learning.py`` fits them on the dev set with cross-validation and writes
+the files; nothing here fits anything.
+
+>>> model = load_model("sentence_model.json")
+>>> model.probability({"sentence_terms": 0.8, "hit_rank_prior": 1.0, ...})
+0.73
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.lexicon import DATA_DIR
+
+
+@dataclass(frozen=True)
+class LogisticModel:
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float = 0.5  # the decision threshold chosen on dev (what "positive" means for the caller)
+    info: dict[str, Any] = field(default_factory=dict, compare=False)  # how it was fitted, its CV scores
+
+    def __post_init__(self):
+        n = len(self.features)
+        if not n or not (len(self.mean) == len(self.scale) == len(self.coef) == n):
+            raise ValueError("a LogisticModel needs one mean, scale and coefficient per feature")
+        values = [*self.mean, *self.scale, *self.coef, self.intercept, self.threshold]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise ValueError("a LogisticModel's parameters must be finite numbers")
+        if any(s <= 0 for s in self.scale):
+            raise ValueError("a LogisticModel's scales must be positive")
+
+    def vector(self, values: dict[str, float]) -> np.ndarray:
+        missing = [name for name in self.features if name not in values]
+        if missing:
+            raise KeyError(f"features missing for the model: {missing}")
+        return np.array([float(values[name]) for name in self.features], dtype=np.float64)
+
+    def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        """P(positive) for each row of a (n, features) matrix."""
+        z = ((np.asarray(rows, dtype=np.float64) - np.array(self.mean)) / np.array(self.scale)) @ np.array(self.coef)
+        return 1.0 / (1.0 + np.exp(-(z + self.intercept)))
+
+    def probability(self, values: dict[str, float]) -> float:
+        return float(self.probabilities(self.vector(values)[None, :])[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "logistic",
+            "features": list(self.features),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "coef": list(self.coef),
+            "intercept": self.intercept,
+            "threshold": self.threshold,
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LogisticModel:
+        if data.get("kind") != "logistic":
+            raise ValueError(f"not a logistic model: kind {data.get('kind')!r}")
+        return cls(tuple(data["features"]), tuple(data["mean"]), tuple(data["scale"]), tuple(data["coef"]),
+                   float(data["intercept"]), float(data.get("threshold", 0.5)), dict(data.get("info") or {}))
+
+
+def save_model(model: LogisticModel, name: str, directory: Path = DATA_DIR) -> Path:
+    path = Path(directory) / name
+    path.write_text(json.dumps(model.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+@lru_cache(maxsize=None)
+def load_model(name: str, directory: Path = DATA_DIR) -> LogisticModel | None:
+    """The model in ``directory/name``, loaded once; None when the file does not exist."""
+    path = Path(directory) / name
+    if not path.is_file():
+        return None
+    try:
+        return LogisticModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a valid model file ({error}); refit it with "
+                         f"python -m assistant.evaluation.learning") from None

@@ -1,0 +1,117 @@
+"""The Assistant end to end on the bundled index: lookup by 文号 and article, follow-ups with nothing
+to follow, what-is-missing answers, the quote budget and the learned models in use."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.compose import MAX_ANSWER_CHARS, AnswerRequest, ExtractiveComposer
+from assistant.learned import LogisticModel, load_model
+from assistant.pipeline import Assistant
+from assistant.query import QueryProfile
+from assistant.types import SearchResult
+from compose_fixtures import HEBI_ART4, HEBI_ART6, hits
+
+
+@pytest.fixture(scope="module")
+def assistant(bundled_retriever):
+    return Assistant(bundled_retriever)
+
+
+# --- lookup by document number / title and article ---------------------------------------------------
+
+@pytest.mark.parametrize("question", ["鹤政办〔2025〕9号 第四条", "鹤政办[2025]9号第4条讲的什么", "鹤政办（２０２５）９号第四条"])
+def test_document_number_and_article_are_looked_up(assistant, question):
+    answer = assistant.ask(question)
+    assert not answer.abstained and answer.composer == "lookup"
+    assert answer.quotes[0].label.startswith("第四条") and "住房和城乡建设局" in answer.quotes[0].text
+    assert "鹤政办〔2025〕9号" in answer.text
+
+
+def test_title_and_article_are_looked_up(assistant):
+    answer = assistant.ask("鹤壁市卫河保护条例第三十九条")
+    assert answer.composer == "lookup" and answer.quotes[0].label == "第三十九条"
+    assert "卫河保护条例" in answer.quotes[0].doc_title
+
+
+def test_a_notice_numbered_by_sections_answers_its_nth_section(assistant):
+    # 郑政〔2016〕24号 numbers its parts 一、二、三、: 「第三条」 means 三、, not 第三条 of other documents
+    answer = assistant.ask("郑政〔2016〕24号第三条讲的是什么")
+    assert not answer.abstained and answer.composer == "lookup"
+    assert all(q.label.startswith("三、") for q in answer.quotes)
+
+
+def test_missing_document_or_article_says_which(assistant):
+    no_document = assistant.ask("郑政〔2016〕999号第三条")
+    assert no_document.abstained and no_document.reason == "not_found" and "郑政〔2016〕999号" in no_document.text
+    assert no_document.quotes == []
+    no_article = assistant.ask("鹤政办〔2025〕9号第九十九条")
+    assert no_article.abstained and no_article.reason == "not_found" and "第九十九条" in no_article.text
+    assert "鹤政办〔2025〕9号" in no_article.text and no_article.quotes == []
+
+
+# --- a follow-up with nothing to follow --------------------------------------------------------------
+
+@pytest.mark.parametrize("question", ["那郑州呢？", "那罚多少？", "申请条件呢"])
+def test_followup_without_history_asks_for_the_whole_question(assistant, question, monkeypatch):
+    searched = []
+    monkeypatch.setattr(assistant.retriever, "search", lambda *a, **kw: searched.append(a))
+    answer = assistant.ask(question)
+    assert answer.abstained and answer.reason == "needs_context"
+    assert answer.quotes == [] and answer.hits == [] and searched == []
+
+
+def test_followup_with_history_is_completed(assistant):
+    answer = assistant.ask("那郑州呢？", history=[{"role": "user", "content": "鹤壁地源热泵系统由哪个部门负责管理"}])
+    assert answer.resolved_question == "郑州地源热泵系统由哪个部门负责管理"
+
+
+# --- answers: the budget, the learned models ---------------------------------------------------------
+
+@pytest.mark.parametrize("question", ["小微企业贷款能延期还本付息吗", "取得供热特许经营权需要什么条件",
+                                      "郑州市粮食安全的责任单位有哪些", "规模以上工业企业满负荷生产有什么奖励"])
+def test_all_quotes_together_stay_within_the_budget(assistant, question):
+    answer = assistant.ask(question)
+    assert not answer.abstained
+    assert 0 < sum(len(q.text) for q in answer.quotes) <= MAX_ANSWER_CHARS
+    for quote in answer.quotes:  # verbatim, even when cut to fit
+        assert quote.text in {h.clause.clause_id: h.clause.text for h in answer.hits}[quote.clause_id]
+
+
+def test_learned_models_are_shipped_loaded_and_used(assistant):
+    sentence, abstention = load_model("sentence_model.json"), load_model("abstention_model.json")
+    assert sentence is not None and abstention is not None
+    assert assistant.composer.sentence_model is sentence and assistant.composer.abstention_model is abstention
+    assert abstention.info["fitted_on"] == "eval/qa.jsonl"  # fitted on the dev set, never the test set
+    result = assistant.retriever.search("地源热泵系统由哪个部门负责管理")
+    request = AnswerRequest(assistant.profile("地源热泵系统由哪个部门负责管理"), result, assistant.term_rarity,
+                            assistant.quotes, assistant._similarity(result))
+    scored, signals = assistant.composer.assess(request)
+    assert all(s.probability is not None for s in scored) and signals.best_sentence == scored[0].probability
+    assert scored == sorted(scored, key=lambda s: -s.probability)
+
+
+def test_a_question_whose_asked_fact_is_missing_says_so_first():
+    import numpy as np
+
+    from assistant.abstention import ABSTENTION_FEATURES
+    from assistant.sentences import SENTENCE_FEATURES
+
+    def stub(features, intercept):
+        n = len(features)
+        return LogisticModel(tuple(features), (0.0,) * n, (1.0,) * n, (0.0,) * n, intercept, 0.5)
+
+    # 第六条 says 用电 gets 优惠政策 but names no amount; the stub abstention model refuses everything.
+    composer = ExtractiveComposer(sentence_model=stub(SENTENCE_FEATURES, 0.0), abstention_model=stub(ABSTENTION_FEATURES, -10.0))
+    question = "鹤壁地源热泵系统用电优惠每度多少钱"
+    request = AnswerRequest(QueryProfile.of(question), SearchResult(hits(HEBI_ART6, HEBI_ART4), dense_similarity=0.8),
+                            similarity=lambda texts: np.zeros(len(texts)))
+    _, signals = composer.assess(request)
+    assert signals.asks_fact and not signals.fact_carried
+    answer = composer.compose(request)
+    assert answer.abstained and answer.reason == "fact_missing"
+    assert answer.text.startswith("现有文件未写明具体金额")
+    assert answer.quotes and {q.clause_id for q in answer.quotes} <= {HEBI_ART6.clause_id, HEBI_ART4.clause_id}
+    # with a model that answers, the same request quotes 第六条 as the answer
+    composer.abstention_model = stub(ABSTENTION_FEATURES, 10.0)
+    assert not composer.compose(request).abstained
