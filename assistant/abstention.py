@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import math
 import threading
+import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
-from assistant.query import QueryProfile, compact, term_forms
+from assistant.query import QueryProfile, cities_named, compact, term_forms
 from assistant.sentences import ScoredSentence
 from assistant.types import Clause, Hit
 
@@ -112,6 +113,12 @@ class AbstentionSignals:
     best_similarity: float | None = None  # the highest dense cosine of a candidate sentence to the question
     chosen_coverage: float = 0.0  # term coverage of the sentence that would be quoted first
     chosen_fact: bool = False  # that sentence carries the asked-for kind of fact
+    asks_detail: bool = False  # the question asks for a precise detail (detail_kinds.tsv)
+    detail_missing_chosen: bool = False  # ... which none of the CHOSEN_SENTENCES best sentences states
+    detail_missing_clauses: bool = False  # ... which no sentence of the top FACT_CLAUSES clauses states
+    specifics_missing: float = 0.0  # share of the question's numbers/ordinals absent from the best sentence's clause
+    specifics_missing_top: float = 0.0  # the same, for the top FACT_CLAUSES clauses' best
+    city_unconfirmed: bool = False  # the question names a city that the best sentence's clause neither comes from nor names
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,13 +138,67 @@ class AbstentionSignals:
             "best_similarity": self.best_similarity if self.best_similarity is not None else 0.0,
             "chosen_coverage": self.chosen_coverage,
             "chosen_fact_missing": float(self.asks_fact and not self.chosen_fact),
+            "detail_missing_chosen": float(self.detail_missing_chosen),
+            "detail_missing_clauses": float(self.detail_missing_clauses),
+            "specifics_missing": self.specifics_missing,
+            "specifics_missing_top": self.specifics_missing_top,
+            "city_unconfirmed": float(self.city_unconfirmed),
         }
 
 
 ABSTENTION_FEATURES = ("coverage", "relevance", "dense_similarity", "key_term_coverage", "log_dense_rank",
                        "modes_agree", "fact_missing", "best_sentence", "best_similarity", "chosen_coverage",
-                       "chosen_fact_missing")
+                       "chosen_fact_missing", "detail_missing_chosen", "detail_missing_clauses", "specifics_missing",
+                       "specifics_missing_top", "city_unconfirmed")
 FACT_CLAUSES = 3  # the top clauses searched for a sentence carrying the asked-for kind of fact
+CHOSEN_SENTENCES = 3  # the best sentences (those an answer quotes) checked for the asked-for details
+
+
+def detail_missing(profile: QueryProfile, sentences: Iterable[ScoredSentence]) -> bool:
+    """Some precise detail the question asks for (an amount in 元, a date …) is stated by none of
+    ``sentences``: 「奖励多少钱」 answered by 「给予一次性奖励。」 has its topic but not its answer."""
+    texts = [s.sentence.text for s in sentences]
+    return any(not any(kind.sentence.search(t) for t in texts) for kind in profile.details)
+
+
+def specifics_missing(profile: QueryProfile, clause: Clause) -> float:
+    """Share of the question's specifics (2016, 第九次) written in none of their forms in the
+    clause, its document's title and 文号, or its section path."""
+    if not profile.specifics:
+        return 0.0
+    body = unicodedata.normalize("NFKC", "".join((clause.doc_title, clause.doc_number or "", *clause.section_path,
+                                                  clause.text))).replace(" ", "")
+    return sum(not any(form in body for form in forms) for forms in profile.specifics) / len(profile.specifics)
+
+
+def with_chosen(signals: AbstentionSignals, profile: QueryProfile, ranked: Sequence[ScoredSentence]) -> AbstentionSignals:
+    """``signals`` completed with what the sentences ranked for quoting (best first) show."""
+    if not ranked:
+        return replace(signals, asks_detail=bool(profile.details), detail_missing_chosen=bool(profile.details),
+                       detail_missing_clauses=bool(profile.details), specifics_missing=float(bool(profile.specifics)),
+                       specifics_missing_top=float(bool(profile.specifics)))
+    similarities = [s.similarity for s in ranked if s.similarity is not None]
+    top_clauses = list({s.sentence.clause.clause_id: s.sentence.clause for s in ranked if s.hit_rank <= FACT_CLAUSES}.values())
+    return replace(
+        signals,
+        best_similarity=max(similarities) if similarities else None,
+        chosen_coverage=ranked[0].coverage,
+        chosen_fact=ranked[0].carries_fact,
+        asks_detail=bool(profile.details),
+        detail_missing_chosen=detail_missing(profile, ranked[:CHOSEN_SENTENCES]),
+        detail_missing_clauses=detail_missing(profile, [s for s in ranked if s.hit_rank <= FACT_CLAUSES]),
+        specifics_missing=specifics_missing(profile, ranked[0].sentence.clause),
+        specifics_missing_top=min((specifics_missing(profile, c) for c in top_clauses), default=0.0),
+        city_unconfirmed=city_unconfirmed(profile, ranked[0].sentence.clause),
+    )
+
+
+def city_unconfirmed(profile: QueryProfile, clause: Clause) -> bool:
+    """The question names a city, and the clause is neither from that city's notices nor names it."""
+    if not profile.cities:
+        return False
+    named = cities_named(compact((clause.city or "") + clause.doc_title + clause.text))
+    return not (named & profile.cities)
 
 
 def abstention_signals(

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from assistant.abstention import AbstentionRule, AbstentionSignals, TermRarity, abstention_signals
+from assistant.abstention import AbstentionRule, AbstentionSignals, TermRarity, abstention_signals, with_chosen
 from assistant.learned import LogisticModel, load_model
 from assistant.query import QueryProfile, bigrams, clause_fits_cities, compact
 from assistant.render import NOT_FOUND, citation, render_abstention, render_quotes
@@ -167,11 +167,7 @@ class ExtractiveComposer:
                 item.probability = float(probability)
             scored.sort(key=lambda s: (-s.probability, s.hit_rank, s.sentence.start))
             signals = replace(signals, best_sentence=scored[0].probability)
-        if scored:
-            similarities = [s.similarity for s in scored if s.similarity is not None]
-            signals = replace(signals, best_similarity=max(similarities) if similarities else None,
-                              chosen_coverage=scored[0].coverage, chosen_fact=scored[0].carries_fact)
-        return scored, signals
+        return scored, with_chosen(signals, profile, scored)
 
     def abstention_reason(self, signals: AbstentionSignals) -> str | None:
         """None to answer, else why not: the learned model when shipped, the hand-set rule otherwise."""
@@ -182,7 +178,8 @@ class ExtractiveComposer:
             refuse = self.rule.should_abstain(signals)
         if not refuse:
             return None
-        if signals.asks_fact and not signals.fact_carried and signals.coverage >= FACT_MISSING_COVERAGE:
+        if signals.coverage >= FACT_MISSING_COVERAGE and (
+                (signals.asks_fact and not signals.fact_carried) or signals.detail_missing_chosen):
             return "fact_missing"
         return "no_relevant_clause"
 
@@ -264,7 +261,8 @@ FACT_NAMES = {"amount": "具体金额或标准", "date": "具体日期或期限"
 
 def fact_missing_headline(profile: QueryProfile) -> str:
     """「现有文件未写明具体金额或标准。」 naming the kinds of fact the question asks for."""
-    names = "、".join(dict.fromkeys(FACT_NAMES[k.name] for k in profile.kinds if k.name in FACT_NAMES)) or "所问的具体内容"
+    shown = [k.shown for k in profile.details] or [FACT_NAMES[k.name] for k in profile.kinds if k.name in FACT_NAMES]
+    names = "、".join(dict.fromkeys(shown)) or "所问的具体内容"
     return f"现有文件未写明{names}。以下条款与问题相关，但没有给出这一点。"
 
 

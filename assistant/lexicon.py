@@ -25,6 +25,8 @@ Files (``#`` starts a comment line; TSV columns are tab-separated):
     function_chars.txt    characters marking a colloquial fragment, not a topic term
     aspect_words.txt      words naming an aspect of a subject (follow-up questions)
     fact_kinds.tsv        kinds of fact a question asks for, with question and sentence patterns
+    detail_kinds.tsv      precise details (an amount in 元, a date, a ratio, a phone number, a count)
+                          an answer must state, with the name the fact-missing answer gives them
 """
 
 from __future__ import annotations
@@ -55,6 +57,18 @@ class FactKind:
 
 
 @dataclass(frozen=True)
+class DetailKind:
+    """A precise detail an answer must state (an amount in 元, a date, a ratio …): ``question``
+    matches a question asking for it, ``sentence`` a sentence stating it; ``shown`` names it in
+    the answer that says it is not written (「现有文件未写明具体金额」)."""
+
+    name: str
+    shown: str
+    question: re.Pattern[str]
+    sentence: re.Pattern[str]
+
+
+@dataclass(frozen=True)
 class Lexicon:
     cities: tuple[str, ...]
     domain_terms: tuple[str, ...]
@@ -67,6 +81,7 @@ class Lexicon:
     aspect_words: tuple[str, ...]
     fact_kinds: tuple[FactKind, ...]  # role "fact", in the order the composer checks them
     intent_kinds: tuple[FactKind, ...]  # role "intent"
+    detail_kinds: tuple["DetailKind", ...] = ()  # detail_kinds.tsv
 
 
 def _rows(name: str, columns: int = 1, directory: Path = DATA_DIR) -> list[list[str]]:
@@ -104,6 +119,12 @@ def _fact_kinds(directory: Path) -> list[FactKind]:
     return kinds
 
 
+def _detail_kinds(directory: Path) -> list[DetailKind]:
+    expand = lambda pattern: re.compile(pattern.replace("{NUM}", NUMERAL_CLASS))  # noqa: E731
+    return [DetailKind(name, shown, expand(question), expand(sentence))
+            for name, shown, question, sentence in _rows("detail_kinds.tsv", 4, directory)]
+
+
 def load_lexicon(directory: Path = DATA_DIR) -> Lexicon:
     """Read every list from ``directory`` (ValueError naming the file and line of a bad entry)."""
     kinds = _fact_kinds(directory)
@@ -120,6 +141,7 @@ def load_lexicon(directory: Path = DATA_DIR) -> Lexicon:
         aspect_words=tuple(_words("aspect_words.txt", directory)),
         fact_kinds=tuple(k for k in kinds if k.role == "fact"),
         intent_kinds=tuple(k for k in kinds if k.role == "intent"),
+        detail_kinds=tuple(_detail_kinds(directory)),
     )
 
 

@@ -106,9 +106,24 @@ class Found:
     missing: str | None  # "document" or "article" when that part was not found
 
 
-def _title_matches(asked: str, title: str) -> bool:
+# A title asked for with words dropped or shortened (鹤壁地源热泵…办法 for 鹤壁市地源热泵…办法) still
+# names the document when this share of its character bigrams is in the title.
+TITLE_BIGRAM_SHARE = 0.85
+
+
+def title_match(asked: str, title: str) -> float:
+    """How well ``asked`` names ``title``: 1.0 when one contains the other, else the share of the
+    asked text's character bigrams found in the title (0.0 below TITLE_BIGRAM_SHARE)."""
     asked, title = compact(asked), compact(title)
-    return bool(asked) and (asked in title or (len(title) >= 6 and title in asked))
+    if not asked or not title:
+        return 0.0
+    if asked in title or (len(title) >= 6 and title in asked):
+        return 1.0
+    grams = {asked[i : i + 2] for i in range(len(asked) - 1)}
+    if len(grams) < 5:
+        return 0.0
+    share = sum(g in title for g in grams) / len(grams)
+    return share if share >= TITLE_BIGRAM_SHARE else 0.0
 
 
 def find(reference: Reference, documents: Sequence[Document], clauses_of: Callable[[str], list[Clause]]) -> Found:
@@ -117,7 +132,9 @@ def find(reference: Reference, documents: Sequence[Document], clauses_of: Callab
         wanted = reference.doc_number
         named = [d for d in documents if d.doc_number and normalize_doc_number(d.doc_number) == wanted]
     else:
-        named = [d for d in documents if _title_matches(reference.title or "", d.title)]
+        scores = [title_match(reference.title or "", d.title) for d in documents]
+        best = max(scores, default=0.0)
+        named = [d for d, score in zip(documents, scores) if best > 0 and score == best]
     if not named:
         return Found((), (), "document")
     if reference.article is None:

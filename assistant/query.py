@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from assistant.errors import AssistantError
-from assistant.lexicon import LEXICON, FactKind
+from assistant.lexicon import LEXICON, DetailKind, FactKind
 from assistant.text import normalize_for_matching, normalize_query
 from assistant.types import Clause
 
@@ -116,6 +116,41 @@ def question_kinds(question: str) -> list[FactKind]:
     return [kind for kind in (*FACT_KINDS, *INTENT_KINDS) if kind.question.search(normalized)]
 
 
+def detail_kinds(question: str) -> list[DetailKind]:
+    """The precise details a question asks for (detail_kinds.tsv): detail_kinds("奖励多少钱") -> [money]."""
+    normalized = normalize_query(question)
+    return [kind for kind in LEXICON.detail_kinds if kind.question.search(normalized)]
+
+
+# A 文号 (鹤政办〔2025〕9号) names a document, not a fact to find in its text.
+_DOC_NUMBER_RE = re.compile(r"[\u4e00-\u9fff]{1,12}?\s*[〔\[［【(（]\s*[12][0-9]{3}\s*[〕\]］】)）]\s*[0-9]{1,4}\s*号")
+_ORDINAL_RE = re.compile(r"第\s*([0-9一二三四五六七八九十百零〇两]{1,6})\s*([次条届批期])")
+_DIGITS_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def question_specifics(question: str) -> tuple[tuple[str, ...], ...]:
+    """The specifics a question pins down, each as the forms it may be written in: its numbers
+    (years, amounts: 2016, 1.5) and ordinals from the second on (第九次, 第41条 -> 第四十一条).
+    A clause that answers names them; one about 第八次会议 does not answer 「第九次会议」.
+
+    >>> question_specifics("鹤政办〔2025〕9号 第41条")
+    (('第41条', '第四十一条'),)
+    """
+    from assistant.lookup import chinese_numeral  # lookup reads query's helpers; imported late
+
+    text = _DOC_NUMBER_RE.sub("", unicodedata.normalize("NFKC", question))
+    found: list[tuple[str, ...]] = []
+    for match in _ORDINAL_RE.finditer(text):
+        number, unit = match.groups()
+        written = f"第{number}{unit}"
+        spoken = f"第{chinese_numeral(int(number))}{unit}" if number.isdigit() else written
+        if spoken not in ("第一次", "第一条", "第一届", "第一批", "第一期"):
+            found.append(tuple(dict.fromkeys((written, spoken))))
+    for match in _DIGITS_RE.finditer(_ORDINAL_RE.sub("", text)):
+        found.append((match.group(),))
+    return tuple(dict.fromkeys(found))
+
+
 # --- Terms ------------------------------------------------------------------------------------------
 
 _PUNCT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -181,6 +216,8 @@ class QueryProfile:
     bigrams: frozenset[str]
     kinds: tuple[FactKind, ...]  # FACT_KINDS asked for (the composer's fact-first rule)
     cities: frozenset[str]
+    details: tuple[DetailKind, ...] = ()  # precise details asked for (detail_kinds.tsv)
+    specifics: tuple[tuple[str, ...], ...] = ()  # numbers and ordinals the question pins down
 
     @classmethod
     def of(cls, question: str, tokenizer=None) -> "QueryProfile":
@@ -190,7 +227,7 @@ class QueryProfile:
         grams = frozenset().union(*(bigrams(t) for t in terms)) if terms else frozenset()
         normalized = normalize_query(question)
         return cls(question, compact(normalized), terms, grams, tuple(fact_kinds(question)),
-                   frozenset(cities_named(normalized)))
+                   frozenset(cities_named(normalized)), tuple(detail_kinds(question)), question_specifics(question))
 
     @property
     def key_terms(self) -> list[str]:

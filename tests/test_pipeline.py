@@ -115,3 +115,45 @@ def test_a_question_whose_asked_fact_is_missing_says_so_first():
     # with a model that answers, the same request quotes 第六条 as the answer
     composer.abstention_model = stub(ABSTENTION_FEATURES, 10.0)
     assert not composer.compose(request).abstained
+
+
+# --- the precise-detail and specifics signals the abstention model reads -----------------------------
+
+def test_a_precise_detail_the_top_sentences_do_not_state_is_flagged():
+    from assistant.abstention import detail_missing
+    from assistant.query import detail_kinds
+    from assistant.sentences import score_sentences
+
+    assert [k.name for k in detail_kinds("对新认定的小巨人企业一次性奖励多少钱")] == ["money"]
+    assert [k.name for k in detail_kinds("投诉热线电话号码是多少")] == ["phone"]
+    assert detail_kinds("地源热泵系统由哪个部门负责管理") == []
+    # 第六条 names 优惠政策 but no sum of money; a tiny clause stating 50万元 does
+    asked = QueryProfile.of("地源热泵系统用电优惠每度多少钱")
+    without = score_sentences(asked, hits(HEBI_ART6))
+    assert detail_missing(asked, without)
+    from compose_fixtures import HENAN_FULL_LOAD
+    full_load = QueryProfile.of("满负荷生产的企业奖励多少钱")
+    assert not detail_missing(full_load, score_sentences(full_load, hits(HENAN_FULL_LOAD)))
+
+
+def test_numbers_and_ordinals_the_clause_lacks_are_counted():
+    from assistant.abstention import city_unconfirmed, specifics_missing
+    from assistant.query import question_specifics
+
+    # a 文号's digits name the document, not a fact; 第一次 is not pinned down (首次 is the same)
+    assert question_specifics("鹤政办〔2025〕9号 第41条") == (("第41条", "第四十一条"),)
+    assert question_specifics("第一次入规的企业奖多少") == ()
+    assert question_specifics("2016年第九次会议") == (("第九次",), ("2016",))
+    assert specifics_missing(QueryProfile.of("2016年第九次会议"), HEBI_ART4) == 1.0
+    assert specifics_missing(QueryProfile.of("地源热泵第四条"), HEBI_ART4) == 0.0
+    assert city_unconfirmed(QueryProfile.of("洛阳地源热泵谁管理"), HEBI_ART4)
+    assert not city_unconfirmed(QueryProfile.of("鹤壁地源热泵谁管理"), HEBI_ART4)
+
+
+def test_a_title_asked_without_its_city_suffix_is_still_looked_up(assistant):
+    # the title is 鹤壁市地源热泵系统建设应用管理暂行办法; people drop the 市
+    found = assistant.ask("鹤壁地源热泵系统建设应用管理暂行办法第十五条讲的是什么")
+    assert found.composer == "lookup" and found.quotes[0].label.startswith("第十五条")
+    missing = assistant.ask("鹤壁地源热泵系统建设应用管理暂行办法第三十五条讲的是什么")
+    assert missing.abstained and missing.reason == "not_found" and "第三十五条" in missing.text
+    assert missing.quotes == []

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.abstention import ABSTENTION_FEATURES
+from assistant.abstention import ABSTENTION_FEATURES, with_chosen
 from assistant.compose import ABSTENTION_MODEL_FILE, SENTENCE_MODEL_FILE, AnswerRequest, ExtractiveComposer
 from assistant.evaluation.metrics import EvidenceMatcher
 from assistant.evaluation.qa import load_qa
@@ -63,7 +63,7 @@ def collect(assistant, items, k: int = 10) -> tuple[list[dict], list[dict]]:
             sentences.append({"question": n, "features": features, "label": any(m.covered_by(s.sentence.text) for m in matchers),
                               "hand_score": s.score})
         questions.append({"id": item.id, "answerable": item.answerable, "signals": signals, "index": n,
-                          "has_candidates": bool(scored)})
+                          "has_candidates": bool(scored), "profile": profile, "scored": scored})
     return questions, sentences
 
 
@@ -139,10 +139,26 @@ def _best_threshold(p: np.ndarray, answerable: np.ndarray, limit: float = MAX_FA
     return best_t
 
 
-def fit_abstention_model(questions, chosen_oof: dict[int, dict], C: float = 1.0) -> tuple[LogisticModel, dict]:
-    """``chosen_oof``: per question, what the out-of-fold sentence model would quote first (its
-    probability, coverage, whether it carries the fact), as at run time."""
-    rows = [replace(q["signals"], **chosen_oof.get(q["index"], {"best_sentence": 0.0})).features() for q in questions]
+def signals_as_run(questions, sentences, oof: np.ndarray) -> list:
+    """Each question's abstention signals as the run-time composer sees them: its candidate
+    sentences ranked by the (out-of-fold) sentence model, whose best probability is read too."""
+    by_question: dict[int, list[float]] = {}
+    for row, p in zip(sentences, oof):
+        by_question.setdefault(row["question"], []).append(float(p))
+    out = []
+    for q in questions:
+        probabilities = by_question.get(q["index"], [])
+        order = sorted(range(len(q["scored"])), key=lambda i: (-probabilities[i], q["scored"][i].hit_rank,
+                                                                 q["scored"][i].sentence.start))
+        ranked = [q["scored"][i] for i in order]
+        signals = with_chosen(q["signals"], q["profile"], ranked)
+        out.append(replace(signals, best_sentence=probabilities[order[0]] if order else 0.0))
+    return out
+
+
+def fit_abstention_model(questions, signals: list, C: float = 1.0) -> tuple[LogisticModel, dict]:
+    """``signals``: per question, as at run time (:func:`signals_as_run`)."""
+    rows = [s.features() for s in signals]
     X = np.array([[r[f] for f in ABSTENTION_FEATURES] for r in rows], dtype=float)
     y = np.array([q["answerable"] for q in questions], dtype=bool)
     seeds = range(5)
@@ -196,13 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     items = load_qa(args.qa)
     questions, sentences = collect(assistant, items)
     sentence_model, oof, sentence_info = fit_sentence_model(questions, sentences)
-    chosen_oof: dict[int, dict] = {}
-    for row, p in zip(sentences, oof):
-        current = chosen_oof.get(row["question"])
-        if current is None or p > current["best_sentence"]:
-            chosen_oof[row["question"]] = {"best_sentence": float(p), "chosen_coverage": row["features"]["coverage"],
-                                           "chosen_fact": not row["features"]["fact_absent"]}
-    abstention_model, abstention_info = fit_abstention_model(questions, chosen_oof)
+    abstention_model, abstention_info = fit_abstention_model(questions, signals_as_run(questions, sentences, oof))
     stamp = {"fitted_on": args.qa, "model_id": assistant.retriever.model_id,
              "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     sentence_model = replace(sentence_model, info={**sentence_model.info, **stamp})
