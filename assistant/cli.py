@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object: answer, abstained, reason, quotes, hits")
     _add_filter_args(ask)
 
-    serve = commands.add_parser("serve", help="start the chat page (builds the index on first run)")
+    serve = commands.add_parser("serve", help="start the chat page and the REST API (builds the index on first run)")
     _add_index_args(serve, corpus=True, model=True)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s, this machine only)")
     serve.add_argument("--port", type=int, default=7860)
@@ -144,10 +144,9 @@ def cmd_search(args) -> int:
     retriever = Retriever.load(args.index)
     hits = retriever.search(prepared.text, k=args.k, mode=args.mode, filters=filters_from_args(args))
     if args.json:
-        payload = {"query": prepared.text, "mode": args.mode, "hits": [h.to_dict() for h in hits]}
-        if prepared.notice:
-            payload["notice"] = prepared.notice
-        print(json.dumps(payload, ensure_ascii=False, indent=1))
+        from assistant.payloads import search_payload
+
+        print(json.dumps(search_payload(prepared, args.mode, hits), ensure_ascii=False, indent=1))
         return 0
     if prepared.notice:
         print(f"注意：{prepared.notice}", file=sys.stderr)
@@ -183,7 +182,7 @@ def cmd_ask(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from assistant.web import serve
+    from assistant.api import serve
 
     return serve(index_dir=args.index, corpus_dir=args.corpus, model=args.model, host=args.host, port=args.port)
 
