@@ -433,6 +433,8 @@ def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: i
     page = build_app(assistant)
     page.queue(default_concurrency_limit=4)
     app = create_app(Service(assistant), page=page)
+    if composer is not None:
+        print(f"回答方式 / composer: {composer.name}, extractive when its reply fails verification", file=sys.stderr, flush=True)
     print(f"页面 / page: http://{host}:{port}/   API: http://{host}:{port}/docs  (Ctrl+C to stop)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
