@@ -275,7 +275,7 @@ def limit_body_size(app, max_bytes: int = MAX_BODY_BYTES, prefixes: tuple[str, .
 
 def create_app(service: Service, *, page=None, mcp_app=None) -> FastAPI:
     """The FastAPI app: the /v1 routes and /healthz over ``service``; ``page`` (a Gradio Blocks) is
-    mounted at / and ``mcp_app`` (an ASGI app with its own lifespan) at /mcp, when given."""
+    mounted at / and ``mcp_app`` (:func:`assistant.mcp_server.http_app`) serves /mcp, when given."""
     import contextlib
 
     @contextlib.asynccontextmanager
@@ -364,7 +364,9 @@ def create_app(service: Service, *, page=None, mcp_app=None) -> FastAPI:
         return error_response(404, f"no such route {request.url.path}; see /docs")
 
     if mcp_app is not None:
-        app.mount("/mcp", mcp_app)
+        # Its /mcp route joins ours (a Mount would answer only /mcp/…, and the page's "/" mount
+        # would take /mcp); its lifespan runs in ours, above.
+        app.router.routes.extend(mcp_app.routes)
     if page is not None:
         import gradio as gr
 
@@ -420,19 +422,25 @@ def check_port_free(host: str, port: int) -> None:
         raise AssistantError(f"cannot serve on {host}:{port} ({error}); choose another --port or --host") from error
 
 
-def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: int = 7860, composer=None) -> int:
+def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: int = 7860, composer=None,
+          mcp: bool = False) -> int:
     """``python -m assistant serve``: open the index (building it on first run), then serve the
-    page at / and the API at /v1 with uvicorn on ``host:port``."""
+    page at /, the API at /v1 and, with ``mcp``, the MCP server at /mcp, with uvicorn on ``host:port``."""
     import uvicorn
 
     from assistant.pipeline import Assistant
     from assistant.web import build_app
 
+    if mcp:
+        from assistant.mcp_server import http_app  # fail on a missing extra before loading anything
     check_port_free(host, port)
     assistant = Assistant(open_retriever(index_dir, corpus_dir, model), composer)
     page = build_app(assistant)
     page.queue(default_concurrency_limit=4)
-    app = create_app(Service(assistant), page=page)
+    service = Service(assistant)
+    app = create_app(service, page=page, mcp_app=http_app(service, host=host) if mcp else None)
+    if mcp:
+        print(f"MCP (streamable HTTP): http://{host}:{port}/mcp", file=sys.stderr, flush=True)
     if composer is not None:
         print(f"回答方式 / composer: {composer.name}, extractive when its reply fails verification", file=sys.stderr, flush=True)
     print(f"页面 / page: http://{host}:{port}/   API: http://{host}:{port}/docs  (Ctrl+C to stop)", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ Every command is a handler here that imports what it needs when it runs, so ``co
     python -m assistant search "问题" [--index DIR] [-k 10] [--mode hybrid|bm25|dense] [--json]
     python -m assistant ask "问题" [--index DIR] [--json] [--llm-url URL --llm-model NAME]
     python -m assistant serve [--index DIR] [--corpus DIR] [--host 127.0.0.1] [--port 7860] [--llm-url URL --llm-model NAME]
+    python -m assistant mcp [--index DIR]                       (MCP over stdio; serve --mcp for HTTP)
     python -m assistant eval [--qa FILE] [--index DIR] [--mode all] [-k 10] [--out DIR]
 """
 
@@ -107,7 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_args(serve, corpus=True, model=True)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s, this machine only)")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--mcp", action="store_true", help="also serve MCP (streamable HTTP) at /mcp (needs the [mcp] extra)")
     _add_llm_args(serve)
+
+    mcp = commands.add_parser("mcp", help="run the MCP server over stdio (tools search_policies, ask_policy)")
+    _add_index_args(mcp)
+    _add_llm_args(mcp)
 
     evaluate = commands.add_parser("eval", help="score retrieval and answers on a Q&A set")
     evaluate.add_argument("--qa", default=str(DEFAULT_QA_FILE), help="Q&A JSON Lines file (default: %(default)s)")
@@ -205,7 +211,23 @@ def cmd_serve(args) -> int:
     from assistant.api import serve
 
     return serve(index_dir=args.index, corpus_dir=args.corpus, model=args.model, host=args.host, port=args.port,
-                 composer=composer_from_args(args))
+                 composer=composer_from_args(args), mcp=args.mcp)
+
+
+def cmd_mcp(args) -> int:
+    import contextlib
+
+    from assistant.api import Service
+    from assistant.mcp_server import run_stdio
+    from assistant.pipeline import Assistant
+
+    composer = composer_from_args(args)
+    # stdout is the protocol channel: whatever loading prints must not land there.
+    with contextlib.redirect_stdout(sys.stderr):
+        assistant = Assistant.load(args.index, composer=composer)
+        assistant.retriever.embedder  # load the encoder now, not during the client's first call
+    run_stdio(Service(assistant))
+    return 0
 
 
 def cmd_eval(args) -> int:
@@ -221,6 +243,7 @@ HANDLERS = {
     "search": cmd_search,
     "ask": cmd_ask,
     "serve": cmd_serve,
+    "mcp": cmd_mcp,
     "eval": cmd_eval,
 }
 
