@@ -137,6 +137,13 @@ def test_the_page_is_served_beside_the_api(client):
     assert "政策文件问答助手" in client.get("/config").text
 
 
+def test_the_pages_gradio_client_endpoint_still_answers_through_the_mount(base_url):
+    from gradio_client import Client
+
+    result = Client(base_url + "/", verbose=False).predict("残保金要交吗", [], [], api_name="/ask")
+    assert result["abstained"] is False and LEVY_TEXT in result["answer"]
+
+
 # --- errors ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
