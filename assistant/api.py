@@ -410,22 +410,42 @@ def open_retriever(index_dir, corpus_dir, model=None):
     return open_or_build(index_dir, corpus_dir, model=model, progress=True)
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Fail with the fix before loading anything when the address is taken or invalid."""
+def listening_socket(host: str, port: int):
+    """The server's socket, bound and listening before anything loads: a taken port fails at once
+    with the fix, and the same socket serves the loading phase and then the app (see serve)."""
     import socket
 
     try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
     except OSError as error:
         raise AssistantError(f"cannot serve on {host}:{port} ({error}); choose another --port or --host") from error
+    return sock
+
+
+def loading_app(service: Service) -> FastAPI:
+    """What the port answers while the index loads or builds: /healthz and /v1 say 503 (with
+    Retry-After), the page a plain-text line to reload in a moment."""
+    from fastapi.responses import PlainTextResponse
+
+    app = create_app(service)
+
+    @app.get("/", include_in_schema=False)
+    def page_loading():
+        return PlainTextResponse("正在加载索引，请稍候刷新 / loading the index, reload in a moment\n", status_code=503,
+                                 headers={"Retry-After": "5"})
+
+    return app
 
 
 def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: int = 7860, composer=None,
           mcp: bool = False) -> int:
-    """``python -m assistant serve``: open the index (building it on first run), then serve the
-    page at /, the API at /v1 and, with ``mcp``, the MCP server at /mcp, with uvicorn on ``host:port``."""
+    """``python -m assistant serve``: listen at once, answering 503 while the index opens (or is
+    built on first run), then serve the page at /, the API at /v1 and, with ``mcp``, the MCP
+    server at /mcp, with uvicorn on ``host:port``."""
     import uvicorn
 
     from assistant.pipeline import Assistant
@@ -433,18 +453,30 @@ def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: i
 
     if mcp:
         from assistant.mcp_server import http_app  # fail on a missing extra before loading anything
-    check_port_free(host, port)
-    assistant = Assistant(open_retriever(index_dir, corpus_dir, model), composer)
-    page = build_app(assistant)
-    page.queue(default_concurrency_limit=4)
-    service = Service(assistant)
-    app = create_app(service, page=page, mcp_app=http_app(service, host=host) if mcp else None)
-    if mcp:
-        print(f"MCP (streamable HTTP): http://{host}:{port}/mcp", file=sys.stderr, flush=True)
+    sock = listening_socket(host, port)
+    service = Service()
+    # The loading server gets a duplicate of the socket (uvicorn closes the sockets it served on);
+    # connections that arrive between the two servers wait in the listen backlog.
+    loading = uvicorn.Server(uvicorn.Config(loading_app(service), log_level="warning"))
+    loading_thread = threading.Thread(target=loading.run, kwargs={"sockets": [sock.dup()]}, daemon=True)
+    loading_thread.start()
+    print(f"正在加载；就绪前 /healthz 返回 503 / loading: http://{host}:{port}/healthz answers 503 until ready",
+          file=sys.stderr, flush=True)
+    try:
+        assistant = Assistant(open_retriever(index_dir, corpus_dir, model), composer)
+        page = build_app(assistant)
+        page.queue(default_concurrency_limit=4)
+        service.ready(assistant)
+        app = create_app(service, page=page, mcp_app=http_app(service, host=host) if mcp else None)
+    finally:
+        loading.should_exit = True
+        loading_thread.join(timeout=30)
     if composer is not None:
         print(f"回答方式 / composer: {composer.name}, extractive when its reply fails verification", file=sys.stderr, flush=True)
+    if mcp:
+        print(f"MCP (streamable HTTP): http://{host}:{port}/mcp", file=sys.stderr, flush=True)
     print(f"页面 / page: http://{host}:{port}/   API: http://{host}:{port}/docs  (Ctrl+C to stop)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
 
 

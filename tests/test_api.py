@@ -21,7 +21,7 @@ import pytest
 from assistant.api import MAX_BODY_BYTES, Service, create_app
 from assistant.cli import main as cli_main
 from assistant.pipeline import Assistant
-from conftest import ROOT
+from conftest import ROOT, write_tiny_corpus
 from live_server import free_port, live_server
 
 QUESTION = "残保金要交吗"
@@ -284,23 +284,32 @@ def test_serve_refuses_a_taken_port_before_loading_anything(tmp_path):
     assert result.returncode == 2 and "another --port" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_serve_answers_curl_style_requests_on_loopback(tiny_index):
+def test_serve_says_503_while_building_then_answers_on_loopback(tmp_path):
+    corpus = write_tiny_corpus(tmp_path / "corpus")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--index", str(tiny_index), "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--corpus", str(corpus),
+                               "--index", str(tmp_path / "index"), "--port", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
+        statuses = []
         deadline = time.monotonic() + 240
-        while True:
+        while not statuses or statuses[-1] != 200:
             assert server.poll() is None, server.stderr.read()
             try:
-                if httpx.get(url + "/healthz", timeout=5).status_code == 200:
-                    break
+                statuses.append(httpx.get(url + "/healthz", timeout=5).status_code)
+                if statuses[-1] == 503:
+                    loading_page = httpx.get(url + "/", timeout=5)
+                    ask_while_loading = httpx.post(url + "/v1/ask", json={"question": "残保金要交吗"}, timeout=5)
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.5)
+            time.sleep(0.2)
+        # the port answered from the start: 503 while the first run built the index, then 200
+        assert statuses[0] == 503 and set(statuses) == {503, 200}
+        assert loading_page.status_code == 503 and "loading" in loading_page.text
+        assert ask_while_loading.status_code == 503 and "not loaded" in ask_while_loading.json()["error"]
         answer = httpx.post(url + "/v1/ask", content=json.dumps({"question": "残保金要交吗"}),
                             headers={"content-type": "application/json"}, timeout=120).json()
         assert answer["abstained"] is False and LEVY_TEXT in answer["answer"]
