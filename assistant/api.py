@@ -304,7 +304,9 @@ def create_app(service: Service, *, page=None, mcp_app=None) -> FastAPI:
 
     @app.exception_handler(Unavailable)
     async def _unavailable(request: Request, error: Unavailable):
-        return error_response(503, f"索引尚未加载 / the index is not loaded: {error}")
+        response = error_response(503, f"索引尚未加载 / the index is not loaded: {error}")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException):
@@ -316,7 +318,7 @@ def create_app(service: Service, *, page=None, mcp_app=None) -> FastAPI:
         if assistant is None:
             status = "loading" if service.problem == "loading" else "unavailable"
             return JSONResponse(Health(status=status, error=None if status == "loading" else service.problem).model_dump(),
-                                status_code=503)
+                                status_code=503, headers={"Retry-After": "5"})
         retriever = assistant.retriever
         return Health(status="ok", model=retriever.model_id, clauses=len(retriever.clauses), documents=len(retriever.documents))
 
