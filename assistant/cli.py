@@ -7,8 +7,9 @@ Every command is a handler here that imports what it needs when it runs, so ``co
     python -m assistant index build [--corpus DIR] [--model M] [--index DIR] [--force]
     python -m assistant index verify [--index DIR]
     python -m assistant search "问题" [--index DIR] [-k 10] [--mode hybrid|bm25|dense] [--json]
-    python -m assistant ask "问题" [--index DIR] [--json]
-    python -m assistant serve [--index DIR] [--corpus DIR] [--host 127.0.0.1] [--port 7860]
+    python -m assistant ask "问题" [--index DIR] [--json] [--llm-url URL --llm-model NAME]
+    python -m assistant serve [--index DIR] [--corpus DIR] [--host 127.0.0.1] [--port 7860] [--llm-url URL --llm-model NAME]
+    python -m assistant mcp [--index DIR]                       (MCP over stdio; serve --mcp for HTTP)
     python -m assistant eval [--qa FILE] [--index DIR] [--mode all] [-k 10] [--out DIR]
 """
 
@@ -54,6 +55,21 @@ def filters_from_args(args) -> dict[str, list[str]] | None:
     return filters or None
 
 
+def _add_llm_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--llm-url", help="answer with an OpenAI-compatible LLM at this base URL, e.g. http://127.0.0.1:11434/v1 "
+                        "(key from OPENAI_API_KEY or LLM_API_KEY); its quotes are verified, else the extractive answer is shown")
+    parser.add_argument("--llm-model", help="the model name at --llm-url, e.g. qwen2.5:7b")
+    parser.add_argument("--llm-timeout", type=float, default=60.0, help="seconds to wait for the LLM (default: %(default)s)")
+
+
+def composer_from_args(args):
+    """The generative composer (with its extractive fallback) --llm-url/--llm-model ask for, or None."""
+    from assistant.generative import composer_from_settings
+
+    return composer_from_settings(getattr(args, "llm_url", None), getattr(args, "llm_model", None),
+                                  timeout=getattr(args, "llm_timeout", 60.0))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,11 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_args(ask)
     ask.add_argument("--json", action="store_true", help="print one JSON object: answer, abstained, reason, quotes, hits")
     _add_filter_args(ask)
+    _add_llm_args(ask)
 
-    serve = commands.add_parser("serve", help="start the chat page (builds the index on first run)")
+    serve = commands.add_parser("serve", help="start the chat page and the REST API (builds the index on first run)")
     _add_index_args(serve, corpus=True, model=True)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s, this machine only)")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--mcp", action="store_true", help="also serve MCP (streamable HTTP) at /mcp (needs the [mcp] extra)")
+    _add_llm_args(serve)
+
+    mcp = commands.add_parser("mcp", help="run the MCP server over stdio (tools search_policies, ask_policy)")
+    _add_index_args(mcp)
+    _add_llm_args(mcp)
 
     evaluate = commands.add_parser("eval", help="score retrieval and answers on a Q&A set")
     evaluate.add_argument("--qa", default=str(DEFAULT_QA_FILE), help="Q&A JSON Lines file (default: %(default)s)")
@@ -144,10 +167,9 @@ def cmd_search(args) -> int:
     retriever = Retriever.load(args.index)
     hits = retriever.search(prepared.text, k=args.k, mode=args.mode, filters=filters_from_args(args))
     if args.json:
-        payload = {"query": prepared.text, "mode": args.mode, "hits": [h.to_dict() for h in hits]}
-        if prepared.notice:
-            payload["notice"] = prepared.notice
-        print(json.dumps(payload, ensure_ascii=False, indent=1))
+        from assistant.payloads import search_payload
+
+        print(json.dumps(search_payload(prepared, args.mode, hits), ensure_ascii=False, indent=1))
         return 0
     if prepared.notice:
         print(f"注意：{prepared.notice}", file=sys.stderr)
@@ -169,13 +191,16 @@ def cmd_ask(args) -> int:
     from assistant.render import full_clauses_text
 
     prepare_query(args.query)  # fail fast on an empty question, before loading the index
-    answer = Assistant.load(args.index).ask(args.query, filters=filters_from_args(args))
+    composer = composer_from_args(args)
+    answer = Assistant.load(args.index, composer=composer).ask(args.query, filters=filters_from_args(args))
     if args.json:
         json.dump(answer.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
         return 0
     if answer.notice:
         print(f"注意：{answer.notice}", file=sys.stderr)
+    if composer is not None:
+        print(f"回答方式 / composer: {answer.composer}", file=sys.stderr)
     print(answer.text)
     if answer.quotes:
         print(full_clauses_text(answer))
@@ -183,9 +208,26 @@ def cmd_ask(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from assistant.web import serve
+    from assistant.api import serve
 
-    return serve(index_dir=args.index, corpus_dir=args.corpus, model=args.model, host=args.host, port=args.port)
+    return serve(index_dir=args.index, corpus_dir=args.corpus, model=args.model, host=args.host, port=args.port,
+                 composer=composer_from_args(args), mcp=args.mcp)
+
+
+def cmd_mcp(args) -> int:
+    import contextlib
+
+    from assistant.api import Service
+    from assistant.mcp_server import run_stdio
+    from assistant.pipeline import Assistant
+
+    composer = composer_from_args(args)
+    # stdout is the protocol channel: whatever loading prints must not land there.
+    with contextlib.redirect_stdout(sys.stderr):
+        assistant = Assistant.load(args.index, composer=composer)
+        assistant.retriever.embedder  # load the encoder now, not during the client's first call
+    run_stdio(Service(assistant))
+    return 0
 
 
 def cmd_eval(args) -> int:
@@ -201,6 +243,7 @@ HANDLERS = {
     "search": cmd_search,
     "ask": cmd_ask,
     "serve": cmd_serve,
+    "mcp": cmd_mcp,
     "eval": cmd_eval,
 }
 

@@ -95,7 +95,8 @@ class Assistant:
                 answer = self.answer(profile, result)
         answer.question = prepared.text
         answer.resolved_question = resolved if resolved != prepared.text else None
-        answer.notice = prepared.notice
+        # the question's own notice (cut, cleaned) first, then the composer's (a fallback's reason)
+        answer.notice = "；".join(n for n in (prepared.notice, answer.notice) if n) or None
         return answer
 
     def answer(self, question: str | QueryProfile, result: SearchResult) -> Answer:

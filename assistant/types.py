@@ -61,6 +61,23 @@ class Clause:
         """Human-readable section path, e.g. '第二章 建设管理 › 第十一条 › （三）'."""
         return " › ".join(self.section_path)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The clause's JSON shape, shared by hits (which add score and ranks) and the HTTP API."""
+        return {
+            "clause_id": self.clause_id,
+            "text": self.text,
+            "doc_title": self.doc_title,
+            "doc_number": self.doc_number,
+            "doc_id": self.doc_id,
+            "section": self.section,
+            "section_path": list(self.section_path),
+            "label": self.label,
+            "source": self.source,
+            "line_start": self.line_start,
+            "line_end": self.line_end,
+            "city": self.city,
+        }
+
 
 @dataclass
 class Hit:
@@ -72,23 +89,7 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `search --json`, `ask --json`, eval results and HTTP."""
-        c = self.clause
-        return {
-            "clause_id": c.clause_id,
-            "text": c.text,
-            "doc_title": c.doc_title,
-            "doc_number": c.doc_number,
-            "doc_id": c.doc_id,
-            "section": c.section,
-            "section_path": list(c.section_path),
-            "label": c.label,
-            "source": c.source,
-            "line_start": c.line_start,
-            "line_end": c.line_end,
-            "city": c.city,
-            "score": float(self.score),
-            "ranks": dict(self.ranks),
-        }
+        return {**self.clause.to_dict(), "score": float(self.score), "ranks": dict(self.ranks)}
 
 
 class SearchResult(list):

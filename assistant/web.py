@@ -1,4 +1,4 @@
-"""The chat page: ``python -m assistant serve [--index DIR] [--corpus DIR] [--host 127.0.0.1] [--port 7860]``.
+"""The chat page, served at / by ``python -m assistant serve`` (:func:`assistant.api.serve`, beside the REST API).
 
 A Gradio page where people ask questions and get answers that quote the policy clauses verbatim,
 with a sources panel listing the retrieved clauses (query terms highlighted), filters by corpus
@@ -7,7 +7,7 @@ file and city, example questions and a 「新对话」 button.
     >>> from assistant.pipeline import Assistant
     >>> from assistant.web import build_app, launch_options
     >>> app = build_app(Assistant.load("index/default"))
-    >>> app.launch(server_name="127.0.0.1", server_port=7860, **launch_options())
+    >>> app.launch(server_name="127.0.0.1", server_port=7860, **launch_options())   # the page alone
 
 Other programs call the ``/ask`` endpoint:
 
@@ -253,35 +253,3 @@ def launch_options() -> dict[str, Any]:
     theme = gr.themes.Default(font=cjk, font_mono=["DejaVu Sans Mono", "monospace"])
     # The page has no upload; max_file_size bounds what /gradio_api/upload accepts anyway.
     return {"share": False, "theme": theme, "css": CSS, "ssr_mode": False, "footer_links": ["api"], "max_file_size": "1mb"}
-
-
-def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: int = 7860) -> int:
-    """``python -m assistant serve``: open the index (building it on first run, with progress), then serve."""
-    from pathlib import Path
-
-    from assistant.pipeline import Assistant
-    from assistant.indexing import open_or_build
-    from assistant.retriever import Retriever
-
-    index_dir = Path(index_dir)
-    if (index_dir / "manifest.json").exists() and model is None:
-        print(f"加载索引 / loading index {index_dir} ...", file=sys.stderr, flush=True)
-        try:
-            retriever = Retriever.load(index_dir)
-        except AssistantError as error:
-            if not Path(corpus_dir).is_dir():
-                raise
-            print(f"索引需要重建 / the index needs a rebuild: {error}", file=sys.stderr, flush=True)
-            retriever = open_or_build(index_dir, corpus_dir, progress=True)
-    else:
-        print(f"首次运行，正在从 {corpus_dir} 建立索引 / building index {index_dir} from {corpus_dir} ...",
-              file=sys.stderr, flush=True)
-        retriever = open_or_build(index_dir, corpus_dir, model=model, progress=True)
-    app = build_app(Assistant(retriever))
-    app.queue(default_concurrency_limit=4)
-    print(f"页面 / page: http://{host}:{port}/  (Ctrl+C to stop)", file=sys.stderr, flush=True)
-    try:
-        app.launch(server_name=host, server_port=port, **launch_options())
-    except OSError as error:
-        raise AssistantError(f"cannot serve on {host}:{port} ({error}); choose another --port") from error
-    return 0

@@ -99,3 +99,15 @@ def write_tiny_corpus(directory: Path, files: dict[str, list[str]] | None = None
 @pytest.fixture
 def tiny_corpus() -> TinyCorpus:
     return make_tiny_corpus()
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tmp_path_factory) -> Path:
+    """An index of the tiny corpus (7 clauses, 2 documents, real encoder): for tests of the ways in
+    (HTTP, MCP, adapters) that need a real index but not the bundled corpus's answers."""
+    from assistant.indexing import build_index
+
+    root = tmp_path_factory.mktemp("tiny")
+    index_dir = root / "index"
+    build_index(write_tiny_corpus(root / "corpus"), index_dir, progress=False)
+    return index_dir
