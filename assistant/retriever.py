@@ -102,7 +102,8 @@ def _as_list(value: Any, key: str) -> list[str]:
 class Retriever:
     """Searches one index directory. Open with :meth:`load`; build one with :func:`assistant.indexing.build_index`."""
 
-    def __init__(self, stored: StoredIndex, embedder=None, config: SearchConfig | None = None):
+    def __init__(self, stored: StoredIndex, embedder=None, config: SearchConfig | None = None, *,
+                 light_query_encoder: bool = False):
         self.stored = stored
         self.index_dir = stored.index_dir
         self.manifest = stored.manifest
@@ -121,6 +122,9 @@ class Retriever:
                                      f"{rebuild_hint(self.index_dir)}") from None
         self.config = config
         self._embedder = embedder
+        # One-shot commands encode a question and a few sentences: numpy (assistant.numpy_encoder)
+        # does that without the seconds torch takes to import; long-lived processes keep torch's bf16.
+        self.light_query_encoder = light_query_encoder
         self._position = {c.clause_id: i for i, c in enumerate(self.clauses)}
         self._by_doc: dict[str, list[int]] = {}
         for i, clause in enumerate(self.clauses):
@@ -149,15 +153,23 @@ class Retriever:
     def embedder(self):
         """The query encoder, loaded on first dense/hybrid search (BM25-only use never loads torch)."""
         if self._embedder is None:
-            from assistant.embedding import load_embedder
+            source = self.manifest.get("model_source")
+            embedder = None
+            if self.light_query_encoder:
+                from assistant.numpy_encoder import light_query_encoder
 
-            embedder = load_embedder(self.manifest.get("model_source"))
+                embedder = light_query_encoder(source)
+            if embedder is None:
+                from assistant.embedding import load_embedder
+
+                embedder = load_embedder(source)
             check_compatible(self.index_dir, self.manifest, model_id=embedder.model_id)
             self._embedder = embedder
         return self._embedder
 
     @classmethod
-    def load(cls, index_dir: str | Path, *, model: str | None = None, config: SearchConfig | None = None) -> Retriever:
+    def load(cls, index_dir: str | Path, *, model: str | None = None, config: SearchConfig | None = None,
+             light_query_encoder: bool = False) -> Retriever:
         """Open an index; AssistantError (with the command that fixes it) if it is missing, corrupt
         or from another model, chunker or BM25 setting."""
         index_dir = Path(index_dir)
@@ -168,11 +180,12 @@ class Retriever:
 
             embedder = load_embedder(model)
         check_compatible(index_dir, manifest, model_id=embedder.model_id if embedder else None)
-        return cls(load_index(index_dir), embedder, config)
+        return cls(load_index(index_dir), embedder, config, light_query_encoder=light_query_encoder)
 
     def with_config(self, **changes) -> Retriever:
         """The same index searched with other parameters (for measuring them)."""
-        return Retriever(self.stored, self._embedder, replace(self.config, **changes))
+        return Retriever(self.stored, self._embedder, replace(self.config, **changes),
+                         light_query_encoder=self.light_query_encoder)
 
     # --- searching --------------------------------------------------------------------------------
 
