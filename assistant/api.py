@@ -456,10 +456,12 @@ def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: i
     if mcp:
         from assistant.mcp_server import http_app  # fail on a missing extra before loading anything
     sock = listening_socket(host, port)
-    service = Service()
-    # The loading server gets a duplicate of the socket (uvicorn closes the sockets it served on);
-    # connections that arrive between the two servers wait in the listen backlog.
-    loading = uvicorn.Server(uvicorn.Config(loading_app(service), log_level="warning"))
+    # The loading server answers from a Service of its own that never becomes ready: a 200 from
+    # /healthz then always comes from the full app, so a client that saw it finds /mcp and the page
+    # (sharing one Service let the loading server say 200 while it still answered /mcp with 404).
+    # It gets a duplicate of the socket (uvicorn closes the sockets it served on); connections that
+    # arrive between the two servers wait in the listen backlog.
+    loading = uvicorn.Server(uvicorn.Config(loading_app(Service()), log_level="warning"))
     loading_thread = threading.Thread(target=loading.run, kwargs={"sockets": [sock.dup()]}, daemon=True)
     loading_thread.start()
     print(f"正在加载；就绪前 /healthz 返回 503 / loading: http://{host}:{port}/healthz answers 503 until ready",
@@ -468,7 +470,7 @@ def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: i
         assistant = Assistant(open_retriever(index_dir, corpus_dir, model), composer)
         page = build_app(assistant)
         page.queue(default_concurrency_limit=4)
-        service.ready(assistant)
+        service = Service(assistant)
         app = create_app(service, page=page, mcp_app=http_app(service, host=host) if mcp else None)
     finally:
         loading.should_exit = True

@@ -318,3 +318,57 @@ def test_serve_says_503_while_building_then_answers_on_loopback(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_serve_says_ready_only_once_the_full_app_answers(tiny_index, tmp_path, monkeypatch):
+    """While the full app (page, MCP) is still being put together the index is already loaded; the
+    loading server must not say 200 then, or a client that trusts /healthz gets 404 from /mcp."""
+    import threading
+
+    import uvicorn
+
+    import assistant.api as api
+
+    assembling, release, servers = threading.Event(), threading.Event(), []
+    real_create_app, real_server = api.create_app, uvicorn.Server
+
+    def slow_create_app(service, *, page=None, mcp_app=None):
+        if page is not None:
+            assembling.set()
+            release.wait(120)
+        return real_create_app(service, page=page, mcp_app=mcp_app)
+
+    class RecordedServer(real_server):
+        def __init__(self, config):
+            super().__init__(config)
+            servers.append(self)
+
+    monkeypatch.setattr(api, "create_app", slow_create_app)
+    monkeypatch.setattr(uvicorn, "Server", RecordedServer)
+    port = free_port()
+    thread = threading.Thread(target=api.serve, kwargs={"index_dir": tiny_index, "corpus_dir": tmp_path, "port": port,
+                                                        "mcp": True}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert assembling.wait(240), "serve never got to assembling the app"
+        assert httpx.get(url + "/healthz", timeout=10).status_code == 503  # loaded, but not serving yet
+        release.set()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=10).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the full app never took over"
+            time.sleep(0.2)
+        # the first 200 already comes from the full app: the MCP endpoint is there (405 to a GET
+        # without an event-stream Accept header would also do; 404 would be the loading server)
+        assert httpx.post(url + "/mcp", json={}, timeout=10).status_code != 404
+        assert httpx.get(url + "/", timeout=30).status_code == 200
+    finally:
+        release.set()
+        for server in servers:
+            server.should_exit = True
+        thread.join(timeout=60)
