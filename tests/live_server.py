@@ -32,3 +32,20 @@ def live_server(app, *, timeout: float = 60.0):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def wait_until_healthy(url: str, *, timeout: float, still_running=lambda: None, interval: float = 0.2) -> None:
+    """Poll ``url``/healthz until it answers 200 (connection errors and 503s mean "not yet");
+    ``still_running`` is called each round and should raise when the server has died."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        still_running()
+        try:
+            if httpx.get(url + "/healthz", timeout=10).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not become healthy within {timeout:.0f} s"
+        time.sleep(interval)

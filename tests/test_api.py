@@ -22,7 +22,7 @@ from assistant.api import MAX_BODY_BYTES, Service, create_app
 from assistant.cli import main as cli_main
 from assistant.pipeline import Assistant
 from conftest import ROOT, write_tiny_corpus
-from live_server import free_port, live_server
+from live_server import free_port, live_server, wait_until_healthy
 
 QUESTION = "残保金要交吗"
 LEVY_TEXT = "暂免征收残疾人就业保障金"
@@ -354,15 +354,7 @@ def test_serve_says_ready_only_once_the_full_app_answers(tiny_index, tmp_path, m
         assert assembling.wait(240), "serve never got to assembling the app"
         assert httpx.get(url + "/healthz", timeout=10).status_code == 503  # loaded, but not serving yet
         release.set()
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=10).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the full app never took over"
-            time.sleep(0.2)
+        wait_until_healthy(url, timeout=120)  # the full app took over
         # the first 200 already comes from the full app: the MCP endpoint is there (405 to a GET
         # without an event-stream Accept header would also do; 404 would be the loading server)
         assert httpx.post(url + "/mcp", json={}, timeout=10).status_code != 404

@@ -109,11 +109,10 @@ def test_tools_report_an_index_not_yet_loaded():
 
 def test_serve_mcp_answers_beside_the_page(tiny_index):
     import subprocess
-    import time
 
     import httpx
 
-    from live_server import free_port
+    from live_server import free_port, wait_until_healthy
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--mcp", "--index", str(tiny_index), "--port", str(port)],
@@ -121,16 +120,10 @@ def test_serve_mcp_answers_beside_the_page(tiny_index):
                               stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while True:
+        def still_running():
             assert server.poll() is None, server.stderr.read()
-            try:
-                if httpx.get(url + "/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve --mcp did not come up"
-            time.sleep(0.5)
+
+        wait_until_healthy(url, timeout=240, still_running=still_running, interval=0.5)
 
         async def run():
             with anyio.fail_after(120):
