@@ -40,13 +40,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
-import urllib.error
-import urllib.request
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.client import HTTPConnection
 from pathlib import Path
 
 import numpy as np
@@ -130,13 +129,20 @@ def free_port() -> int:
 
 
 def http(url: str, payload=None, *, timeout: float = 120) -> tuple[int, str]:
+    """(status, body) of a GET, or of a POST of ``payload`` (JSON, or bytes as they are)."""
+    parts = urllib.parse.urlsplit(url)
     data = None if payload is None else (payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8"))
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"} if data else {})
+    connection = HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode("utf-8", "replace")
+        try:
+            connection.request("GET" if data is None else "POST", parts.path, body=data,
+                               headers={"content-type": "application/json"} if data is not None else {})
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered (413) before it read all of a large body: its answer is still there
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
 
 
 def questions(n: int) -> list[str]:
