@@ -113,6 +113,10 @@ def full_clauses_text(answer: Answer) -> str:
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~$!])")
 _LIST_START = re.compile(r"^(\s*)(\d+)([.)])", re.MULTILINE)
+# What GFM turns into a link by itself, anywhere in running text (a bare http://…, ftp://…, www.…,
+# name@host): a backslash before the ':', '.' or '@' that makes it one leaves the text as it reads,
+# with no link to another host.
+_AUTOLINK_START = re.compile(r"(?i)(?:https?|ftp)(?=://)|www(?=\.)|(?=@)")
 
 
 def escape_markdown(text: str) -> str:
@@ -120,6 +124,7 @@ def escape_markdown(text: str) -> str:
     (``<``, ``>`` and ``&`` become entities, which Markdown shows as the characters)."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = _AUTOLINK_START.sub(lambda match: match.group() + "\\", text)
     text = _LIST_START.sub(r"\1\2\\\3", text)
     return re.sub(r"^(\s*)([-+=])", r"\1\\\2", text, flags=re.MULTILINE)
 

@@ -199,7 +199,8 @@ def build_app(assistant):
             return ask(assistant, question, files, cities).to_dict()
         except AssistantError as error:
             print(f"ask API: refused a request: {error}", file=sys.stderr)
-            raise gr.Error(str(error)) from None
+            # one line in the log, not gradio's traceback of its own Error
+            raise gr.Error(str(error), print_exception=False) from None
 
     with gr.Blocks(title=TITLE) as app:
         gr.Markdown(f"## {TITLE}\n{INTRO}")

@@ -1,7 +1,10 @@
 """End to end: the real chat page in headless Debian Chromium (selenium, no browser downloads).
 
 Types a question, waits for the answer, checks the citation and the sources panel, and saves a
-screenshot (to a tmp dir, and to $SCREENSHOT_DIR when set). Skipped without chromium unless $CI.
+screenshot (to a tmp dir, and to $SCREENSHOT_DIR when set). Scrolls the sources panel to its 10th
+clause at two window sizes, and renders a hostile corpus (HTML and a backtick in a file name,
+titles and clause text) plus a hostile user message, checking that none of it becomes markup.
+Skipped without chromium unless $CI.
 """
 
 from __future__ import annotations
@@ -136,3 +139,148 @@ def test_question_gets_cited_answer_and_sources(page_url, browser, tmp_path):
     browser.find_element(By.CSS_SELECTOR, "#new-chat").click()
     wait.until(lambda d: not _bot_messages(d))
     assert not browser.find_elements(By.CSS_SELECTOR, "#sources-panel [data-clause-id]")
+
+
+# --- the sources panel scrolls to every clause (issue 12, item 11) -------------------------------
+
+BROAD_QUESTION = "小微企业有哪些扶持政策"  # 10 clauses in the panel with the bundled corpus
+
+# Scroll only the panel (not the page) so that clause N is at its top, as far as the panel scrolls,
+# then report where the clause is and what is drawn at its centre.
+SCROLL_TO_CLAUSE = """
+const n = arguments[0];
+const panel = document.querySelector('#sources-panel .sources');
+const items = panel.querySelectorAll('[data-clause-id]');
+const item = items[n - 1];
+const before = panel.scrollTop;
+if (item) panel.scrollTop += item.getBoundingClientRect().top - panel.getBoundingClientRect().top;
+const r = item ? item.getBoundingClientRect() : null;
+const p = panel.getBoundingClientRect();
+const x = r && r.left + r.width / 2, y = r && r.top + r.height / 2;
+const hit = r ? document.elementFromPoint(x, y) : null;
+return {count: items.length, overflowY: getComputedStyle(panel).overflowY, before: before, after: panel.scrollTop,
+        scrollable: panel.scrollHeight > panel.clientHeight, pageScroll: window.scrollY,
+        item: r && [r.top, r.bottom, r.left, r.right], panel: [p.top, p.bottom],
+        viewport: [window.innerWidth, window.innerHeight], covered: !!hit && !item.contains(hit),
+        hit: hit ? hit.outerHTML.slice(0, 160) : null};
+"""
+
+
+@pytest.mark.parametrize("width, height", [(1440, 1000), (1920, 1080)])
+def test_sources_panel_scrolls_to_the_tenth_clause(page_url, browser, tmp_path, width, height):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.set_window_size(width, height)
+    browser.get(page_url)
+    wait = WebDriverWait(browser, 90)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#question textarea"))
+    _ask(browser, BROAD_QUESTION)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#sources-panel [data-clause-id]")) >= 10)
+    wait.until(lambda d: _bot_messages(d))  # the answer is in: no more re-rendering of the page
+
+    state = browser.execute_script(SCROLL_TO_CLAUSE, 10)
+    save_screenshot(browser, tmp_path, f"sources-scrolled-{width}x{height}.png")
+    assert state["count"] >= 10, state
+    assert state["overflowY"] in ("auto", "scroll") and state["scrollable"], state  # the list scrolls inside the panel
+    assert state["after"] > state["before"], state  # ... and scrolling it moved the list
+    top, bottom, left, right = state["item"]
+    view_width, view_height = state["viewport"]
+    assert 0 <= top < bottom <= view_height and 0 <= left < right <= view_width, f"10th clause outside the viewport: {state}"
+    panel_top, panel_bottom = state["panel"]
+    assert panel_top - 1 <= top and bottom <= panel_bottom + 1, f"10th clause outside the panel's visible part: {state}"
+    assert not state["covered"], f"10th clause covered by {state['hit']}: {state}"
+
+
+# --- a hostile corpus and a hostile user message never become markup (items 7 and 8) --------------
+
+IMG = '<img src=x onerror="window.__pwned=1">'
+SCRIPT = "<script>window.__pwned=1</script>"
+BOLD = "<b>粗体</b>"
+LINK = "[点我](http://example.com)"
+HOSTILE_FILE = "0`<img src=x onerror=window.__pwned=1>.txt"
+HOSTILE_TITLE = f"关于{SCRIPT}{BOLD}支持小微企业的通知"  # a title holds no ':' so the link is in the text only
+HOSTILE_CLAUSE = f"一、对小微企业贷款实施延期还本付息{IMG}，最长可延至2021年3月31日{SCRIPT}，详见{BOLD}和{LINK}。"
+HOSTILE_FILES = {
+    HOSTILE_FILE: [HOSTILE_TITLE, "各县区人民政府：", HOSTILE_CLAUSE,
+                   "二、用人单位安排残疾人就业未达到规定比例的，在职职工总数30人（含）以下的，暂免征收残疾人就业保障金。"],
+    "1_hebi`.txt": [f"{IMG}鹤壁市地源热泵系统管理办法", f"第四条 鹤壁市住房和城乡建设局是本市地源热泵系统建设和运行管理的行政主管部门{BOLD}。"],
+}
+HOSTILE_QUESTION = "小微企业贷款能延期还本付息吗"
+HOSTILE_MESSAGE = f"{BOLD}<img src=x>{SCRIPT}残疾人就业保障金要交吗"
+
+# Every element inside the chat and the sources panel that corpus or user text could have made. The
+# panel's own <b> (the document name in each summary) and the answer's Markdown bold are the page's:
+# they may hold text only.
+FOREIGN_ELEMENTS = """
+const found = [];
+for (const root of document.querySelectorAll('#chat, #sources-panel')) {
+  for (const e of root.querySelectorAll('img, script, iframe, object, embed, a, b')) {
+    if (!(e.tagName === 'B' && e.parentElement.tagName === 'SUMMARY' && e.children.length === 0)) found.push(e.outerHTML.slice(0, 200));
+  }
+  for (const e of root.querySelectorAll('strong, em')) if (e.children.length) found.push(e.outerHTML.slice(0, 200));
+}
+return found;
+"""
+
+
+@pytest.fixture
+def hostile_page_url(tmp_path):
+    from assistant.indexing import build_index
+    from assistant.pipeline import Assistant
+    from assistant.web import build_app, launch_options
+
+    from conftest import write_tiny_corpus
+
+    corpus = write_tiny_corpus(tmp_path / "hostile-corpus", HOSTILE_FILES)
+    assert (corpus / HOSTILE_FILE).is_file()  # the filesystem takes the name as it is
+    report = build_index(corpus, tmp_path / "hostile-index", progress=False)
+    app = build_app(Assistant(report.retriever))
+    app.queue()
+    _, url, _ = app.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **launch_options()
+    )
+    yield url
+    app.close()
+
+
+def _texts(driver, selector: str) -> list[str]:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    for _ in range(5):
+        try:
+            return [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
+        except StaleElementReferenceException:
+            continue
+    return []
+
+
+def test_hostile_corpus_and_message_are_shown_as_text(hostile_page_url, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(hostile_page_url)
+    wait = WebDriverWait(browser, 90)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#question textarea"))
+
+    _ask(browser, HOSTILE_QUESTION)
+    wait.until(lambda d: HOSTILE_FILE in "".join(_bot_messages(d)))
+    wait.until(lambda d: HOSTILE_CLAUSE in browser.find_element(By.ID, "sources-panel").text)
+    answer = _bot_messages(browser)[-1]
+    for literal in (HOSTILE_TITLE, IMG, SCRIPT, BOLD, LINK, f"{HOSTILE_FILE}:3"):
+        assert literal in answer, f"{literal!r} not shown literally in the answer: {answer!r}"
+    panel = browser.find_element(By.ID, "sources-panel").text
+    for literal in (HOSTILE_TITLE, HOSTILE_CLAUSE, f"{HOSTILE_FILE}:3"):
+        assert literal in panel, f"{literal!r} not shown literally in the sources panel: {panel!r}"
+
+    _ask(browser, HOSTILE_MESSAGE)
+    wait.until(lambda d: len(_bot_messages(d)) >= 2)
+    assert _texts(browser, "#chat [data-testid='user']") == [HOSTILE_QUESTION, HOSTILE_MESSAGE]  # exactly as typed
+    browser.execute_script("return new Promise(done => setTimeout(done, 1000))")  # time for any onerror to fire
+    save_screenshot(browser, tmp_path, "page-hostile.png")
+
+    assert browser.execute_script("return typeof window.__pwned") == "undefined", "corpus or user HTML ran"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chat, #sources-panel")) == 2  # the containers searched
+    foreign = browser.execute_script(FOREIGN_ELEMENTS)
+    assert foreign == [], f"elements made from corpus or user text: {foreign}"
