@@ -24,7 +24,8 @@ import numpy as np
 
 from assistant.errors import AssistantError
 from assistant.retriever import Retriever, SearchConfig
-from assistant.store import StoredIndex, chunker_version, embedding_cache_dir, load_index, read_manifest, write_index
+from assistant.store import (StoredIndex, chunker_version, embedding_cache_dir, load_index, read_manifest, tidy_index_dir,
+                             write_index)
 from assistant.types import Clause
 
 
@@ -98,6 +99,7 @@ def build_index(
     ):
         try:
             retriever = Retriever(load_index(index_dir), embedder)
+            tidy_index_dir(index_dir)
             return BuildReport(retriever, True, 0, len(retriever.clauses), 0.0, time.perf_counter() - started)
         except AssistantError:
             pass  # damaged: fall through and rebuild

@@ -284,17 +284,22 @@ def _current_target(index_dir: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def _build_lock(index_dir: Path):
-    """One build at a time per index directory (released by the OS if the build is killed)."""
+def _build_lock(index_dir: Path, *, wait: bool = True):
+    """One build at a time per index directory (released by the OS if the build is killed).
+    Yields whether the lock is held: with ``wait=False`` it is not when another build holds it."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX: temp names carry the pid instead
-        yield
+        yield True
         return
     handle = open(index_dir / LOCK, "a+")
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         try:
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -340,6 +345,16 @@ def cleanup_index_dir(index_dir: Path, *, locked: bool = False) -> list[Path]:
                     _remove(path)
                     removed.append(path)
     return removed
+
+
+def tidy_index_dir(index_dir: Path) -> list[Path]:
+    """What a build killed after its switch left (the superseded version), removed when no build is
+    running. A build that finds the index up to date calls this, since it writes nothing itself."""
+    index_dir = Path(index_dir)
+    if not (index_dir / LOCK).is_file():
+        return []
+    with _build_lock(index_dir, wait=False) as held:
+        return cleanup_index_dir(index_dir, locked=held)
 
 
 def _replace_with_link(path: Path, target: str) -> None:

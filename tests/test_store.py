@@ -128,3 +128,29 @@ def test_rebuild_reuses_everything_unchanged_and_encodes_only_changed_clauses(tm
     forced = build(corpus_dir, index_dir, corpus=make_tiny_corpus(changed), progress=False, force=True)
     assert forced.build_stats["encoded"] == len(forced.clauses)
     np.testing.assert_allclose(forced.dense.vectors, second.dense.vectors, atol=1e-5)
+
+
+def test_an_up_to_date_build_removes_the_version_a_build_killed_after_its_switch_left(tmp_path, monkeypatch):
+    import assistant.store as store
+
+    index_dir = tmp_path / "index" / "tiny"
+    build(tmp_path / "corpus", index_dir, corpus=make_tiny_corpus(), progress=False)
+    changed = {name: lines + ["第九条 新增的条款。"] for name, lines in TINY_FILES.items()}
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_switch(name):
+        if name == "switched":
+            raise Killed  # stands in for kill -9: nothing after the switch runs
+    monkeypatch.setattr(store, "_crash_point", kill_after_switch)
+    with pytest.raises(Killed):
+        build(tmp_path / "corpus", index_dir, corpus=make_tiny_corpus(changed), progress=False)
+    monkeypatch.undo()
+    versions = lambda: sorted(p.name for p in index_dir.iterdir() if p.name.startswith("v-"))  # noqa: E731
+    assert len(versions()) == 2  # the superseded version is still there
+
+    again = build(tmp_path / "corpus", index_dir, corpus=make_tiny_corpus(changed), progress=False)
+    assert again.build_stats["up_to_date"]
+    assert versions() == [store.index_version_dir(index_dir).name]
+    assert any(c.text == "第九条 新增的条款。" for c in again.clauses)
