@@ -79,6 +79,17 @@ def test_policy_text_is_not_turned_into_markdown():
     assert escape_markdown("- 第一项 <b>") == "\\- 第一项 &lt;b&gt;"
 
 
+def test_escaped_text_renders_no_link_or_tag_through_a_gfm_renderer():
+    from markdown_it import MarkdownIt  # gradio's dependency; linkify-it-py (test extra) turns bare URLs into links
+
+    renderer = MarkdownIt("gfm-like")
+    text = "详见 http://evil.example/x 或 [链接](http://evil.example/y) <b>粗体</b> <img src=x>"
+    assert renderer.render(text).count("<a ") == 2  # the renderer would make both links
+    shown = renderer.render(escape_markdown(text))
+    assert "<a " not in shown and "<b>" not in shown and "<img" not in shown
+    assert "http://evil.example/x" in shown and "&lt;b&gt;粗体&lt;/b&gt;" in shown
+
+
 def test_highlight_marks_terms_escapes_html_and_tolerates_pdf_spaces():
     out = highlight("地源 热泵系统<script>", ["地源热泵", "系统"])
     assert "<mark>地源 热泵</mark>" in out and "<mark>系统</mark>" in out
