@@ -388,3 +388,21 @@ def test_eval_command_end_to_end(tmp_path, bundled_index, capsys):
     assert baseline[0]["hits"][0]["source"].endswith(".txt") and baseline[0]["hits"][0]["line_start"] >= 1
     printed = capsys.readouterr().out
     assert "hit@10" in printed and "baseline" in printed
+
+
+def test_eval_from_another_directory_checks_evidence_against_the_corpus_the_index_was_built_from(
+        tmp_path, tiny_index, monkeypatch, capsys):
+    from assistant.cli import main
+
+    qa_path = write_qa(tmp_path / "qa.jsonl", [{
+        "id": "t1", "question": "小微企业贷款能延期还本付息吗", "answer": "最长可延至2021年3月31日",
+        "evidence": ["对小微企业贷款实施延期还本付息"], "source_file": "b_zz.txt",
+        "doc_title": "郑州市关于支持小微企业健康发展的若干措施", "type": "paraphrase", "answerable": True,
+    }])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no ./corpus here
+    status = main(["eval", "--qa", str(qa_path), "--index", str(tiny_index), "--mode", "bm25", "--out", str(tmp_path / "run")])
+    assert status == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["modes"]["bm25"]["overall"]["hit@1"] == 1.0

@@ -179,11 +179,25 @@ def run_eval(
     return metrics
 
 
+def _corpus_of(corpus_dir: Path, index_dir: Path) -> Path:
+    """The corpus the evidence is checked against: ``--corpus`` when it exists, else the one the
+    index was built from (so that eval runs from any directory, as search and serve do)."""
+    if corpus_dir.is_dir():
+        return corpus_dir
+    from assistant.store import read_manifest
+
+    try:
+        built_from = read_manifest(index_dir).get("corpus_dir")
+    except AssistantError:
+        return corpus_dir
+    return Path(built_from) if isinstance(built_from, str) and Path(built_from).is_dir() else corpus_dir
+
+
 def cli_eval(args) -> int:
     """``python -m assistant eval [--qa FILE] [--index DIR] [--corpus DIR] [--mode M|all] [-k 10] [--out DIR]``"""
     if args.k < 1:
         raise AssistantError("-k must be at least 1")
-    corpus_dir, index_dir = Path(args.corpus), Path(args.index)
+    corpus_dir, index_dir = _corpus_of(Path(args.corpus), Path(args.index)), Path(args.index)
     items = load_qa(args.qa, corpus_dir)
     modes = list(ALL_MODES) if args.mode == "all" else [args.mode]
     out_dir = Path(args.out) if args.out else default_out_dir()
@@ -198,7 +212,7 @@ def cli_eval(args) -> int:
         print("note: no index, so baseline answers are not composed", file=sys.stderr)
     searchers, compose = make_runners(modes, assistant, corpus_dir)
     command = (
-        f"python -m assistant eval --qa {args.qa} --index {args.index} --corpus {args.corpus} "
+        f"python -m assistant eval --qa {args.qa} --index {args.index} --corpus {corpus_dir} "
         f"--mode {args.mode} -k {args.k}" + (f" --out {args.out}" if args.out else "")
     )
     info = {"command": command, "qa_file": str(args.qa), "index": str(index_dir), "corpus": str(corpus_dir)}
