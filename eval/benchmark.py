@@ -3,7 +3,9 @@
     python eval/benchmark.py                       # scales 1, 10, 100; prints a table, writes JSON
     python eval/benchmark.py --scales 1 --queries 50 --out /tmp/bench.json
 
-Each scale runs in its own subprocess so that its peak memory (ru_maxrss) is its own.
+Each scale is built in one subprocess and loaded and queried in a fresh one, so that each peak
+memory (ru_maxrss) is that phase's own. At x1 the same run times whole CLI commands (median of
+``--cli-runs``) and the baseline peer's build and queries, so the ratios come from one run.
 
 - scale 1 (the bundled corpus, real encoding): cold build (empty embedding cache, encoder already
   loaded; model load reported separately), warm rebuild (index deleted, embedding cache kept),
@@ -160,11 +162,11 @@ class PerturbedEmbedder:
         return out
 
 
-# --- one scale (runs in a subprocess) --------------------------------------------------------------
+# --- one scale: a build process, then a fresh load process ------------------------------------------
 
-def run_scale(scale: int, n_queries: int, workdir: Path, hnsw: bool) -> dict:
+def run_build(scale: int, workdir: Path) -> dict:
+    """Build the scale's index into ``workdir/index/x<scale>`` (its own process: peak RSS is the build's)."""
     from assistant.corpus import load_corpus
-    from assistant.dense import DenseIndex
     from assistant.embedding import encoder_threads, load_embedder
     from assistant.indexing import build_index
 
@@ -172,72 +174,99 @@ def run_scale(scale: int, n_queries: int, workdir: Path, hnsw: bool) -> dict:
     started = time.perf_counter()
     embedder = load_embedder()
     result["model_load_s"] = round(time.perf_counter() - started, 2)
-    queries = load_queries(n_queries)
-    result["queries"] = len(queries)
-
+    index_dir = workdir / "index" / f"x{scale}"
     if scale == 1:
         corpus_dir = workdir / "corpus"
         shutil.copytree(CORPUS, corpus_dir)
-        index_dir = workdir / "index" / "default"
-        started = time.perf_counter()
-        retriever = build_index(corpus_dir, index_dir, embedder=embedder, progress=False).retriever
-        result["cold_build_s"] = round(time.perf_counter() - started, 2)
-        stats = retriever.build_stats
-        texts = [c.index_text for c in retriever.clauses]
+        cold = build_index(corpus_dir, index_dir, embedder=embedder, progress=False)
+        result["cold_build_s"] = cold.seconds
+        texts = [c.index_text for c in cold.retriever.clauses]
         chars = sum(len(t) for t in texts)
-        result["clauses"] = len(retriever.clauses)
-        result["encode_s"] = stats["encode_seconds"]
-        result["encoder_clauses_per_s"] = round(len(texts) / stats["encode_seconds"], 1)
-        result["encoder_chars_per_s"] = round(chars / stats["encode_seconds"])
+        result["clauses"] = len(texts)
+        result["encode_s"] = cold.encode_seconds
+        result["encoder_clauses_per_s"] = round(len(texts) / cold.encode_seconds, 1)
+        result["encoder_chars_per_s"] = round(chars / cold.encode_seconds)
         result["encoded_chars"] = chars
+        del cold
 
-        shutil.rmtree(index_dir)
-        started = time.perf_counter()
-        build_index(corpus_dir, index_dir, embedder=embedder, progress=False).retriever
-        result["warm_rebuild_s"] = round(time.perf_counter() - started, 2)
-
-        started = time.perf_counter()
-        build_index(corpus_dir, index_dir, embedder=embedder, progress=False).retriever
-        result["up_to_date_check_s"] = round(time.perf_counter() - started, 2)
+        shutil.rmtree(index_dir)  # the embedding cache beside it stays
+        result["warm_rebuild_s"] = build_index(corpus_dir, index_dir, embedder=embedder, progress=False).seconds
+        result["up_to_date_check_s"] = round(build_index(corpus_dir, index_dir, embedder=embedder, progress=False).seconds, 2)
 
         first_file = sorted(corpus_dir.glob("*.txt"))[0]
         with open(first_file, "a", encoding="utf-8") as handle:
             handle.write("第九十九条 本办法由市住房和城乡建设局负责解释，自发布之日起施行。\n")
-        started = time.perf_counter()
         updated = build_index(corpus_dir, index_dir, embedder=embedder, progress=False)
-        result["incremental_rebuild_s"] = round(time.perf_counter() - started, 2)
+        result["incremental_rebuild_s"] = updated.seconds
         result["incremental_encoded"] = updated.encoded
     else:
         base = load_corpus(CORPUS)
-        base_dir = workdir / "base-index"
-        base_retriever = build_index(CORPUS, base_dir, embedder=embedder, progress=False, corpus=base).retriever
+        base_retriever = build_index(CORPUS, workdir / "base-index", embedder=embedder, progress=False, corpus=base).retriever
         corpus, origin = scale_corpus(base, scale)
         perturbed = PerturbedEmbedder(embedder, base_retriever.dense.vectors,
                                       [c.index_text for c in corpus.clauses], origin)
         del base_retriever
-        index_dir = workdir / "index" / f"x{scale}"
         started = time.perf_counter()
-        build_index(workdir / "synthetic", index_dir, embedder=perturbed, progress=False, corpus=corpus).retriever
+        build_index(workdir / "synthetic", index_dir, embedder=perturbed, progress=False, corpus=corpus)
         result["build_s_vectors_synthesized"] = round(time.perf_counter() - started, 2)
         result["clauses"] = len(corpus.clauses)
         result["corpus_chars"] = sum(len(c.index_text) for c in corpus.clauses)
-        del corpus, origin
-        embedder_for_queries = perturbed
-
-    started = time.perf_counter()
-    from assistant.retriever import Retriever
-    from assistant.store import load_index
-
-    retriever = Retriever(load_index(index_dir), embedder if scale == 1 else embedder_for_queries)
-    result["load_s"] = round(time.perf_counter() - started, 2)
+        shutil.rmtree(workdir / "base-index", ignore_errors=True)
+    result["index_dir"] = str(index_dir)
     result["index_mb"] = dir_size_mb(index_dir)
-    result["dense_index"] = retriever.dense.kind
+    result["build_peak_rss_mb"] = round(peak_rss_mb())
+    return result
+
+
+class QueryEncoder:
+    """The real encoder under the id of a synthetic index (whose passage vectors were perturbed copies)."""
+
+    def __init__(self, real, model_id: str):
+        self.real, self.model_id, self.dimension = real, model_id, real.dimension
+
+    def encode(self, texts, **options):
+        return self.real.encode(texts, **options)
+
+    def encode_queries(self, texts):
+        return self.real.encode_queries(texts)
+
+
+def run_load(scale: int, index_dir: Path, n_queries: int, hnsw: bool) -> dict:
+    """Open the built index in this fresh process and query it: load time, latency, peak RSS."""
+    from assistant.dense import DenseIndex
+    from assistant.embedding import load_embedder
+    from assistant.retriever import Retriever
+    from assistant.store import load_index, read_manifest
+
+    queries = load_queries(n_queries)
+    embedder = QueryEncoder(load_embedder(), read_manifest(index_dir)["model_id"])
+    embedder.encode_queries(queries[:1])  # the model's first call, not the index's load
+    rss_before = peak_rss_mb()
+    started = time.perf_counter()
+    retriever = Retriever(load_index(index_dir), embedder)
+    result: dict = {"load_s": round(time.perf_counter() - started, 2), "queries": len(queries),
+                    "dense_index": retriever.dense.kind, "rss_before_load_mb": round(rss_before)}
     result["latency"] = measure_queries(retriever, queries)
-    result["peak_rss_mb"] = round(peak_rss_mb())  # build + load + queries, before the HNSW probe below
+    result["load_peak_rss_mb"] = round(peak_rss_mb())  # encoder + index + queries
+
+    if scale == 1:
+        from assistant.baseline import BaselineRetriever
+
+        started = time.perf_counter()
+        baseline = BaselineRetriever.build(CORPUS)
+        result["baseline_build_s"] = round(time.perf_counter() - started, 2)
+        for query in queries[:3]:
+            baseline.search(query, k=10)
+        times = []
+        for query in queries:
+            started = time.perf_counter()
+            baseline.search(query, k=10)
+            times.append(time.perf_counter() - started)
+        result["baseline_latency"] = percentiles(times)
 
     if hnsw:
         vectors = retriever.dense.vectors
-        query_vectors = embedder.encode(queries)
+        query_vectors = embedder.encode_queries(queries)
         flat = DenseIndex.build(vectors, kind="flat")
         started = time.perf_counter()
         graph = DenseIndex.build(vectors, kind="hnsw")
@@ -253,15 +282,97 @@ def run_scale(scale: int, n_queries: int, workdir: Path, hnsw: bool) -> dict:
             "flat": percentiles(flat_t),
             "hnsw": percentiles(graph_t),
         }
-        result["peak_rss_mb_with_hnsw_probe"] = round(peak_rss_mb())
     return result
+
+
+# --- whole commands on the x1 index (process start to output) ---------------------------------------
+
+CLI_QUESTION = "小微企业贷款能延期还本付息吗"
+
+
+def _median_run(command: list[str], runs: int) -> dict:
+    subprocess.run(command, capture_output=True, cwd=ROOT)  # warm-up: OS cache, first-use conversions
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        times.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return {"median_s": round(float(np.median(times)), 2), "min_s": round(min(times), 2), "max_s": round(max(times), 2)}
+
+
+def _serve_until_url(index_dir: Path, port: int) -> float:
+    """Seconds from process start to the page URL line (printed once the page serves)."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--index", str(index_dir), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    try:
+        for line in process.stdout:
+            if "页面 / page" in line:
+                return time.perf_counter() - started
+        raise RuntimeError("serve exited before printing the page URL")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def run_cli(index_dir: Path, runs: int) -> dict:
+    base = [sys.executable, "-m", "assistant"]
+    out = {
+        "search_hybrid": _median_run(base + ["search", CLI_QUESTION, "--index", str(index_dir), "--json"], runs),
+        "search_bm25": _median_run(base + ["search", CLI_QUESTION, "--index", str(index_dir), "--mode", "bm25", "--json"], runs),
+        "ask": _median_run(base + ["ask", CLI_QUESTION, "--index", str(index_dir), "--json"], runs),
+    }
+    _serve_until_url(index_dir, 7899)  # warm-up
+    times = [_serve_until_url(index_dir, 7899) for _ in range(runs)]
+    out["serve_to_url"] = {"median_s": round(float(np.median(times)), 2), "min_s": round(min(times), 2),
+                           "max_s": round(max(times), 2)}
+    return out
 
 
 # --- driver ------------------------------------------------------------------------------------------
 
+def _worker(args: list[str]) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), *args]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_scale(scale: int, n_queries: int, hnsw: bool, cli_runs: int) -> dict:
+    """Build in one process, load and query in a fresh one, then (x1) time whole CLI commands."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-x{scale}-"))
+    try:
+        result = _worker(["--build-worker", str(scale), "--workdir", str(workdir)])
+        if "error" in result:
+            return {"scale": scale, **result}
+        index_dir = result.pop("index_dir")
+        loaded = _worker(["--load-worker", str(scale), "--workdir", index_dir, "--queries", str(n_queries)]
+                         + ([] if hnsw else ["--no-hnsw"]))
+        if "error" in loaded:
+            return {"scale": scale, **result, "error": loaded["error"]}
+        result.update(loaded)
+        if scale == 1 and cli_runs:
+            result["cli"] = run_cli(Path(index_dir), cli_runs)
+        return result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _fig(entry: dict | None) -> str:
+    if not entry:
+        return "-"
+    if "error" in entry:
+        return f"error: {entry['error'][:60]}"
+    return f"{entry['median_s']} ({entry['min_s']}-{entry['max_s']})"
+
+
 def format_table(results: list[dict]) -> str:
     lines = []
-    header = "| scale | clauses | build s | warm rebuild s | load s | bm25 p50/p95 ms | dense p50/p95 ms | hybrid p50/p95 ms | peak RSS MB | index MB |"
+    header = ("| scale | clauses | build s | warm rebuild s | load s (fresh process) | bm25 p50/p95 ms | dense p50/p95 ms | "
+              "hybrid p50/p95 ms | peak RSS MiB build / load | index MB |")
     lines += [header, "|---" * (header.count("|") - 1) + "|"]
     for r in results:
         if "error" in r:
@@ -273,17 +384,33 @@ def format_table(results: list[dict]) -> str:
         lines.append(
             f"| x{r['scale']} | {r['clauses']} | {build}{build_note} | {r.get('warm_rebuild_s', '-')} | {r['load_s']} | "
             f"{lat['bm25']['p50_ms']} / {lat['bm25']['p95_ms']} | {lat['dense']['p50_ms']} / {lat['dense']['p95_ms']} | "
-            f"{lat['hybrid']['p50_ms']} / {lat['hybrid']['p95_ms']} | {r['peak_rss_mb']} | {r['index_mb']} |"
+            f"{lat['hybrid']['p50_ms']} / {lat['hybrid']['p95_ms']} | {r['build_peak_rss_mb']} / {r['load_peak_rss_mb']} | "
+            f"{r['index_mb']} |"
         )
     for r in results:
         if r.get("scale") == 1 and "error" not in r:
             lines.append("")
             lines.append(
                 f"x1: model load {r['model_load_s']} s; encoder {r['encoder_clauses_per_s']} clauses/s, "
-                f"{r['encoder_chars_per_s']} chars/s on {r['threads']} cores (one worker process each) ({r['encoded_chars']} chars in {r['encode_s']} s); "
+                f"{r['encoder_chars_per_s']} chars/s on {r['threads']} cores ({r['encoded_chars']} chars in {r['encode_s']} s); "
                 f"up-to-date check {r['up_to_date_check_s']} s; incremental rebuild {r['incremental_rebuild_s']} s "
                 f"({r['incremental_encoded']} clauses encoded)"
             )
+            if "baseline_build_s" in r:
+                base = r["baseline_latency"]
+                lines.append(
+                    f"baseline peer (LangChain splitter + bm25s, no vectors): build {r['baseline_build_s']} s "
+                    f"(assistant cold build / baseline: {r['cold_build_s'] / max(r['baseline_build_s'], 1e-9):.1f}x); "
+                    f"query p50/p95 {base['p50_ms']} / {base['p95_ms']} ms (assistant hybrid / baseline p50: "
+                    f"{r['latency']['hybrid']['p50_ms'] / max(base['p50_ms'], 1e-9):.1f}x)"
+                )
+            cli = r.get("cli")
+            if cli:
+                lines += ["", "| whole command (x1 index, median of runs after a warm-up, min-max) | seconds |", "|---|---|"]
+                lines.append(f"| `search \"{CLI_QUESTION}\" --json` (hybrid) | {_fig(cli.get('search_hybrid'))} |")
+                lines.append(f"| `search … --mode bm25 --json` | {_fig(cli.get('search_bm25'))} |")
+                lines.append(f"| `ask \"{CLI_QUESTION}\" --json` | {_fig(cli.get('ask'))} |")
+                lines.append(f"| `serve`: process start to page URL printed | {_fig(cli.get('serve_to_url'))} |")
     hnsw_rows = [r for r in results if "hnsw" in r]
     if hnsw_rows:
         lines += ["", "| scale | vectors | HNSW build s | recall@10 | flat p50/p95 ms | HNSW p50/p95 ms |", "|---|---|---|---|---|---|"]
@@ -298,29 +425,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scales", default="1,10,100")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--cli-runs", type=int, default=5, help="runs of each whole CLI command at x1 (0: skip)")
     parser.add_argument("--no-hnsw", action="store_true", help="skip the HNSW-vs-flat measurement")
     parser.add_argument("--out", default=None, help="write the JSON here too")
-    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--build-worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--load-worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.worker is not None:
-        result = run_scale(args.worker, args.queries, Path(args.workdir), hnsw=not args.no_hnsw and args.worker > 1)
-        print(json.dumps(result, ensure_ascii=False))
+    if args.build_worker is not None:
+        print(json.dumps(run_build(args.build_worker, Path(args.workdir)), ensure_ascii=False))
+        return 0
+    if args.load_worker is not None:
+        hnsw = not args.no_hnsw and args.load_worker > 1
+        print(json.dumps(run_load(args.load_worker, Path(args.workdir), args.queries, hnsw), ensure_ascii=False))
         return 0
 
     results = []
     for scale in [int(s) for s in args.scales.split(",") if s.strip()]:
-        workdir = Path(tempfile.mkdtemp(prefix=f"bench-x{scale}-"))
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(scale), "--workdir", str(workdir),
-                   "--queries", str(args.queries)] + (["--no-hnsw"] if args.no_hnsw else [])
         print(f"running scale x{scale} ...", file=sys.stderr, flush=True)
-        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
-        shutil.rmtree(workdir, ignore_errors=True)
-        if done.returncode != 0:
-            results.append({"scale": scale, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"})
-            continue
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        results.append(run_scale(scale, args.queries, not args.no_hnsw, args.cli_runs))
     payload = {"command": "python eval/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "loadavg_1m": os.getloadavg()[0]},
                "results": results}
