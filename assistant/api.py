@@ -443,6 +443,14 @@ def loading_app(service: Service) -> FastAPI:
     return app
 
 
+def _warm_up(assistant) -> None:
+    """The first question waited ~13 s for the encoder after the page said ready; load it now."""
+    try:
+        assistant.warm_up()
+    except Exception as error:  # the first real question then loads it (and reports any problem)
+        print(f"预热失败 / warm-up failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+
+
 def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: int = 7860, composer=None,
           mcp: bool = False) -> int:
     """``python -m assistant serve``: listen at once, answering 503 while the index opens (or is
@@ -480,6 +488,7 @@ def serve(*, index_dir, corpus_dir, model=None, host: str = "127.0.0.1", port: i
     if mcp:
         print(f"MCP (streamable HTTP): http://{host}:{port}/mcp", file=sys.stderr, flush=True)
     print(f"页面 / page: http://{host}:{port}/   API: http://{host}:{port}/docs  (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    threading.Thread(target=_warm_up, args=(assistant,), name="warm-up", daemon=True).start()
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
 

@@ -75,6 +75,11 @@ class Assistant:
     def tokenizer(self):
         return self.retriever.tokenizer
 
+    def warm_up(self) -> None:
+        """Load what the first question would otherwise wait for (the encoder, seconds with torch,
+        and jieba's dictionary) by answering one question. serve runs it in the background."""
+        self.ask("小微企业贷款能延期还本付息吗")
+
     def profile(self, question: str) -> QueryProfile:
         """The question as the index's tokenizer and the lexicon read it."""
         return QueryProfile.of(question, self.tokenizer)

@@ -25,6 +25,7 @@ city. How each step was chosen, with its measurements: eval/README.md.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ class Retriever:
                                      f"{rebuild_hint(self.index_dir)}") from None
         self.config = config
         self._embedder = embedder
+        self._embedder_lock = threading.Lock()
         # One-shot commands encode a question and a few sentences: numpy (assistant.numpy_encoder)
         # does that without the seconds torch takes to import; long-lived processes keep torch's bf16.
         self.light_query_encoder = light_query_encoder
@@ -152,20 +154,26 @@ class Retriever:
     @property
     def embedder(self):
         """The query encoder, loaded on first dense/hybrid search (BM25-only use never loads torch)."""
-        if self._embedder is None:
-            source = self.manifest.get("model_source")
-            embedder = None
-            if self.light_query_encoder:
-                from assistant.numpy_encoder import light_query_encoder
-
-                embedder = light_query_encoder(source)
-            if embedder is None:
-                from assistant.embedding import load_embedder
-
-                embedder = load_embedder(source)
-            check_compatible(self.index_dir, self.manifest, model_id=embedder.model_id)
-            self._embedder = embedder
+        if self._embedder is not None:
+            return self._embedder
+        with self._embedder_lock:  # concurrent first requests (serve's warm-up and a question) load it once
+            if self._embedder is None:
+                self._embedder = self._load_embedder()
         return self._embedder
+
+    def _load_embedder(self):
+        source = self.manifest.get("model_source")
+        embedder = None
+        if self.light_query_encoder:
+            from assistant.numpy_encoder import light_query_encoder
+
+            embedder = light_query_encoder(source)
+        if embedder is None:
+            from assistant.embedding import load_embedder
+
+            embedder = load_embedder(source)
+        check_compatible(self.index_dir, self.manifest, model_id=embedder.model_id)
+        return embedder
 
     @classmethod
     def load(cls, index_dir: str | Path, *, model: str | None = None, config: SearchConfig | None = None,

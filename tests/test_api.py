@@ -364,3 +364,63 @@ def test_serve_says_ready_only_once_the_full_app_answers(tiny_index, tmp_path, m
         for server in servers:
             server.should_exit = True
         thread.join(timeout=60)
+
+
+def test_serve_loads_the_encoder_in_the_background_once_ready(tiny_index, tmp_path, monkeypatch):
+    """After the page said ready, the first question used to wait ~13 s for torch and the encoder."""
+    import threading
+
+    import uvicorn
+
+    import assistant.api as api
+    from assistant.pipeline import Assistant
+
+    warmed, servers = threading.Event(), []
+    real_server, real_warm_up = uvicorn.Server, Assistant.warm_up
+
+    def recorded_warm_up(self):
+        real_warm_up(self)
+        if self.retriever._embedder is not None:  # the encoder is loaded, not just requested
+            warmed.set()
+
+    class RecordedServer(real_server):
+        def __init__(self, config):
+            super().__init__(config)
+            servers.append(self)
+
+    monkeypatch.setattr(Assistant, "warm_up", recorded_warm_up)
+    monkeypatch.setattr(uvicorn, "Server", RecordedServer)
+    port = free_port()
+    thread = threading.Thread(target=api.serve, kwargs={"index_dir": tiny_index, "corpus_dir": tmp_path, "port": port},
+                              daemon=True)
+    thread.start()
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", timeout=240)
+        assert warmed.wait(120), "serve did not load the encoder before the first question"
+    finally:
+        for server in servers:
+            server.should_exit = True
+        thread.join(timeout=60)
+
+
+def test_concurrent_first_searches_load_the_encoder_once(tiny_index, monkeypatch):
+    import threading
+
+    import assistant.embedding as embedding
+    from assistant.retriever import Retriever
+
+    retriever = Retriever.load(tiny_index)
+    real_load, calls = embedding.load_embedder, []
+
+    def slow_load(model=None):
+        calls.append(model)
+        threading.Event().wait(0.5)  # long enough for the other thread to ask meanwhile
+        return real_load(model)
+
+    monkeypatch.setattr(embedding, "load_embedder", slow_load)
+    threads = [threading.Thread(target=retriever.search, args=("地源热泵",)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(calls) == 1
