@@ -91,7 +91,7 @@ from assistant.outline import (  # noqa: F401  (Heading, parse_heading: public h
     parse_heading,
 )
 from assistant.text import strip_spaces
-from assistant.types import Clause, Document
+from assistant.types import Clause, Document, index_text_of
 
 # Bump when chunking changes what clauses come out, so indexes built by an older chunker are rebuilt.
 CHUNKER_VERSION = "5"
@@ -310,7 +310,7 @@ def analyse_document(
             section_path=path,
             label=chunk.label or "正文",
             text=text,
-            index_text="\n".join(part for part in (document.title, " › ".join(path), text) if part),
+            index_text=index_text_of(document.title, path, text),
             line_start=chunk.joined.line_at(first),
             line_end=chunk.joined.line_at(first + len(text) - 1),
             doc_number=document.doc_number,

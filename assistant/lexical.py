@@ -321,5 +321,7 @@ class LexicalIndex:
 
         directory = Path(directory)
         tokenizer = ChineseTokenizer.from_dict(json.loads((directory / "tokenizer.json").read_text(encoding="utf-8")))
-        bm25 = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0)
+        # memory-mapped: the score arrays are read from the page cache as searches touch them,
+        # not copied into memory at load (hundreds of MB at x100)
+        bm25 = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0, mmap=True)
         return cls(bm25, tokenizer, size)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -63,10 +64,10 @@ import numpy as np
 
 from assistant.errors import AssistantError
 from assistant.paths import DEFAULT_CORPUS_DIR
-from assistant.types import Clause, Document
+from assistant.types import Clause, Document, index_text_of
 
-FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)  # 1: the files directly in the index directory, fewer checks
+FORMAT_VERSION = 3  # 3: clauses.jsonl leaves out an index_text that is title + section + text
+READABLE_FORMAT_VERSIONS = (1, 2, 3)  # 1: the files directly in the index directory, fewer checks
 MANIFEST = "manifest.json"
 CLAUSES = "clauses.jsonl"
 DOCUMENTS = "documents.jsonl"
@@ -138,8 +139,13 @@ def embedding_cache_dir(index_dir: Path) -> Path:
 # --- (de)serialising the dataclasses -------------------------------------------------------------
 
 def clause_to_json(clause: Clause) -> dict[str, Any]:
+    """A clause's row in clauses.jsonl. ``index_text`` is left out when it is the usual title +
+    section + text, which is read back by recomputing it: that repeated every clause's text and
+    made the file, and its parsing at load, about twice as large."""
     data = asdict(clause)
     data["section_path"] = list(clause.section_path)
+    if clause.index_text == index_text_of(clause.doc_title, clause.section_path, clause.text):
+        del data["index_text"]
     return data
 
 
@@ -157,6 +163,9 @@ def clause_from_json(data: dict[str, Any]) -> Clause:
     names = _field_names(Clause)
     values = {k: v for k, v in data.items() if k in names}
     values["section_path"] = tuple(values.get("section_path", ()))
+    if "index_text" not in values and all(isinstance(values.get(k), str) for k in ("doc_title", "text")) \
+            and all(isinstance(part, str) for part in values["section_path"]):
+        values["index_text"] = index_text_of(values["doc_title"], values["section_path"], values["text"])
     return Clause(**values)
 
 
@@ -188,6 +197,26 @@ def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 if not isinstance(row, dict):
                     raise _Corrupt(f"{path.name} line {number} is not a JSON object")
                 yield row
+
+
+def _jsonl_blocks(path: Path, lines_per_block: int = 4096) -> Iterator[list[dict[str, Any]]]:
+    """The objects of a JSON Lines file, a block of lines at a time; a block that does not parse
+    is read again line by line, so that the error names its line."""
+    with open(path, encoding="utf-8") as handle:
+        while True:
+            lines = list(itertools.islice(handle, lines_per_block))
+            if not lines:
+                return
+            kept = [line for line in lines if line.strip()]
+            try:
+                rows = json.loads("[" + ",".join(kept) + "]")
+                if not all(type(row) is dict for row in rows):
+                    raise ValueError("not every row is an object")
+            except ValueError:
+                for _ in _iter_jsonl(path):  # raises, naming the line
+                    pass
+                raise _Corrupt(f"{path.name} does not parse as JSON Lines") from None
+            yield rows
 
 
 def clause_order_digest(clause_ids, text_shas) -> str:
@@ -770,11 +799,13 @@ def _check_types(values: list, cls, where: str) -> None:
 
 
 def _read_clauses(path: Path) -> tuple[list[Clause], list[str]]:
-    # row by row: holding every parsed row until all are converted doubles a x100 index's load peak
     clauses, text_shas = [], []
-    for row in _iter_jsonl(path):
-        clauses.append(clause_from_json(row))
-        text_shas.append(row.get("text_sha", ""))
+    # in blocks of lines parsed as one JSON array: one json call per block, not per row, and
+    # never every parsed row at once (holding them all doubled a x100 index's load peak)
+    for rows in _jsonl_blocks(path):
+        for row in rows:
+            clauses.append(clause_from_json(row))
+            text_shas.append(row.get("text_sha", ""))
     _check_types(clauses, Clause, CLAUSES)
     wrong = set(map(type, text_shas)) - {str}
     if wrong:

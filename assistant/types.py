@@ -8,6 +8,7 @@ into another's internals. Line numbers are 1-based and inclusive, counted in the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +37,11 @@ class Document:
     issuer: str | None = None  # issuing body, e.g. 郑州市人民政府
     date: str | None = None  # ISO yyyy-mm-dd when a date was found
     city: str | None = None  # e.g. 鹤壁市, for filtering
+
+
+def index_text_of(doc_title: str, section_path: Sequence[str], text: str) -> str:
+    """What BM25 and the encoder see of a clause: its document's title, its section path and its text."""
+    return "\n".join(part for part in (doc_title, " › ".join(section_path), text) if part)
 
 
 @dataclass(frozen=True)

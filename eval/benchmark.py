@@ -112,7 +112,7 @@ def scale_corpus(corpus, scale: int):
 
     Returns the corpus and, for each clause, (row of its original clause, replica number).
     """
-    from assistant.types import SourceFile
+    from assistant.types import SourceFile, index_text_of
 
     files, documents, clauses, origin = list(corpus.files), list(corpus.documents), list(corpus.clauses), []
     origin = [(i, 0) for i in range(len(clauses))]
@@ -126,7 +126,8 @@ def scale_corpus(corpus, scale: int):
         for i, c in enumerate(corpus.clauses):
             clauses.append(replace(
                 c, clause_id=f"{c.clause_id}~{replica}", doc_id=f"{c.doc_id}~{replica}", source=f"x{replica:03d}_{c.source}",
-                doc_title=vary(c.doc_title, replica), text=vary(c.text, replica), index_text=vary(c.index_text, replica), city=city,
+                doc_title=vary(c.doc_title, replica), text=vary(c.text, replica), city=city,
+                index_text=index_text_of(vary(c.doc_title, replica), c.section_path, vary(c.text, replica)),
             ))
             origin.append((i, replica))
     return SyntheticCorpus(files, documents, clauses), origin

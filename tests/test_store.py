@@ -154,3 +154,20 @@ def test_an_up_to_date_build_removes_the_version_a_build_killed_after_its_switch
     assert again.build_stats["up_to_date"]
     assert versions() == [store.index_version_dir(index_dir).name]
     assert any(c.text == "第九条 新增的条款。" for c in again.clauses)
+
+
+def test_clauses_file_leaves_out_an_index_text_it_can_recompute_and_keeps_any_other(tmp_path):
+    from dataclasses import replace
+
+    from assistant.types import index_text_of
+
+    corpus = make_tiny_corpus()
+    usual = replace(corpus.clauses[0], index_text=index_text_of(corpus.clauses[0].doc_title,
+                                                                corpus.clauses[0].section_path, corpus.clauses[0].text))
+    corpus.clauses[0] = usual  # the others keep the tiny corpus's own "title label text"
+    index_dir = tmp_path / "index" / "tiny"
+    build(tmp_path / "corpus", index_dir, corpus=corpus, progress=False)
+    rows = [json.loads(line) for line in (index_dir / "clauses.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert "index_text" not in rows[0]
+    assert all("index_text" in row for row in rows[1:])
+    assert load_index(index_dir).clauses == corpus.clauses
