@@ -111,3 +111,20 @@ def test_index_round_trip_with_e5_and_a_mismatched_model_is_refused(tmp_path, e5
     assert "残疾人就业保障金" in top[0].clause.text
     with pytest.raises(AssistantError, match="index build"):
         Retriever.load(tmp_path / "index", model="use")
+
+
+def test_a_bulk_encode_leaves_busy_cores_out_and_a_question_does_not_change_threads(e5, monkeypatch):
+    import torch
+
+    from assistant.embedding import BULK_TEXTS
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("ASSISTANT_THREADS", "1")  # what encoder_threads() says on a busy 2-core machine
+    try:
+        torch.set_num_threads(2)
+        e5.encode_queries(["小微企业贷款能延期还本付息吗"])
+        assert torch.get_num_threads() == 2
+        e5.encode_passages(["第一条 为规范地源热泵系统建设，制定本办法。"] * BULK_TEXTS)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
