@@ -55,6 +55,7 @@ RAY_PIP = 'pip install "ray[data]"'  # or: pip install -e ".[ray]"
 LOCAL = "local"
 ENCODE_BATCH = 64  # texts per Ray batch: small enough to balance two actors on a small corpus
 TOKENIZE_BATCH = 256
+READ_BLOCKS = 512  # at most this many blocks of file names (one task per file within a block's batches)
 
 
 def _say(progress: bool, message: str) -> None:
@@ -211,7 +212,7 @@ class RayBuild:
             rows = [{"n": n, "name": name, "path": os.path.abspath(path), "root": root,
                      "min_chars": corpus.min_chars, "max_chars": corpus.max_chars}
                     for n, (name, path) in enumerate(scan.files)]
-            dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+            dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), READ_BLOCKS)).map_batches(
                 _read_files, batch_size=1, num_cpus=1)
             _say(self.progress, f"读取语料 / reading {len(rows)} corpus files on Ray ...")
             parts: list[bytes | None] = [None] * len(rows)
