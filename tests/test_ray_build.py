@@ -209,3 +209,14 @@ def test_cli_takes_ray_with_or_without_an_address():
     assert parse(["index", "build", "--ray", "--index", "x"]).ray == "local"
     assert parse(["index", "build", "--ray", "ray://head:10001"]).ray == "ray://head:10001"
     assert parse(["index", "build"]).ray is None
+
+
+def test_build_index_on_ray_leaves_a_running_ray_alone(tmp_path, ray_stages, built):
+    """The CLI's entry point joins the Ray already running (the module's) and does not shut it down."""
+    from assistant.distributed import build_index_on_ray
+
+    local, _, _ = built
+    corpus = write_files(tmp_path / "corpus", FILES)
+    report = build_index_on_ray(corpus, tmp_path / "cli" / "index", embedder=BigramEmbedder(), progress=False)
+    assert ray_stages._ray.is_initialized()
+    assert index_differences(local.retriever.stored.index_dir, report.retriever.stored.index_dir, atol=1e-6) == []
