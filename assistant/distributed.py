@@ -350,8 +350,30 @@ def _embedder_spec(embedder, model: str | None):
     return ("object", embedder)
 
 
+def forward_batches(embedder, texts: Sequence[str]) -> list[np.ndarray]:
+    """The groups of texts (positions) that ``embedder.encode(texts)`` runs through one forward pass.
+
+    A sentence-transformers model sorts its inputs by length and cuts batches of ``batch_size``;
+    a text's vector depends (in its last bits: up to ~1e-3 under bf16) on which texts share its
+    padded batch, not on the thread count. Encoding exactly these groups, one call each, gives
+    the in-process vectors bit for bit on the same kind of CPU. Anything else (a test's encoder)
+    gets plain consecutive groups of ENCODE_BATCH.
+    """
+    model = getattr(embedder, "model", None)
+    size = int(getattr(embedder, "batch_size", 0) or 0)
+    length = getattr(model, "_input_length", None)
+    if size > 0 and callable(length):
+        order = np.argsort([-length(text) for text in texts])  # sentence-transformers' own call
+        flatten = getattr(model, "_can_flatten_inputs", None)
+        if callable(flatten) and flatten():
+            order = model._interleave_sorted_indices(order)
+        return [order[start:start + size] for start in range(0, len(order), size)]
+    return [np.arange(start, min(start + ENCODE_BATCH, len(texts))) for start in range(0, len(texts), ENCODE_BATCH)]
+
+
 class RayEncoder:
-    """``encode(texts)`` -> (N, dimension) float32 passage vectors, encoded by an actor pool."""
+    """``encode(texts)`` -> (N, dimension) float32 passage vectors, encoded by an actor pool in the
+    forward batches the in-process encode would use (:func:`forward_batches`)."""
 
     def __init__(self, build: RayBuild, embedder, model: str | None):
         self.build = build
@@ -369,11 +391,15 @@ class RayEncoder:
         cpus, gpus = build._resources()
         per_gpu = gpus > 0
         actors = build.actors or (gpus if per_gpu else max(1, cpus // build.threads))
-        actors = max(1, min(actors, -(-len(texts) // ENCODE_BATCH)))
+        groups = forward_batches(self.embedder, texts)
+        # one row per forward pass; a Ray batch carries about ENCODE_BATCH texts
+        per_call = max(1, ENCODE_BATCH // max(1, len(groups[0])))
+        actors = max(1, min(actors, -(-len(groups) // per_call)))
         resources = {"num_gpus": 1, "num_cpus": 1} if per_gpu else {"num_cpus": build.threads}
-        rows = [{"n": n, "text": text} for n, text in enumerate(texts)]
-        dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // ENCODE_BATCH, actors * 8))).map_batches(
-            _Encoder, batch_size=ENCODE_BATCH, compute=ray.data.ActorPoolStrategy(size=actors),
+        rows = [{"ids": [int(i) for i in group], "texts": [texts[i] for i in group]} for group in groups]
+        blocks = max(1, min(-(-len(rows) // per_call), actors * 8))
+        dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+            _Encoder, batch_size=per_call, compute=ray.data.ActorPoolStrategy(size=actors),
             fn_constructor_args=(_embedder_spec(self.embedder, self.model), self.model_id, build.threads, per_gpu),
             **resources)
         where = f"{actors} GPU actors" if per_gpu else f"{actors} actors x {build.threads} thread(s)"
@@ -413,8 +439,12 @@ class _Encoder:
                 "install the same model and package versions on every node")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        vectors = self.embedder.encode([str(t) for t in batch["text"]])
-        return {"n": np.asarray(batch["n"]), "vector": np.asarray(vectors, dtype=np.float32)}
+        """Each row is one forward pass (its texts already in the order the model would sort them)."""
+        ids, vectors = [], []
+        for row_ids, row_texts in zip(batch["ids"], batch["texts"]):
+            ids.extend(int(i) for i in row_ids)
+            vectors.append(np.asarray(self.embedder.encode([str(t) for t in row_texts]), dtype=np.float32))
+        return {"n": np.asarray(ids, dtype=np.int64), "vector": np.concatenate(vectors)}
 
 
 def build_index_on_ray(corpus_dir, index_dir, *, address: str | None = LOCAL, progress: bool = True, **options):
