@@ -158,7 +158,11 @@ class RayBuild:
         try:
             ray.init(address=address, runtime_env=runtime_env, **options)
         except (ConnectionError, RuntimeError, ValueError) as error:
-            raise AssistantError(f"cannot connect to the Ray cluster at {address}: {error}") from None
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise AssistantError(
+                f"cannot connect to the Ray cluster at {address}: {first} Start one with `ray start --head`, "
+                "or give --ray without an address to run on a local Ray."
+            ) from None
 
     def close(self) -> None:
         if self._ray is not None and self._owned:
