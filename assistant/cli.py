@@ -4,7 +4,7 @@ Every command is a handler here that imports what it needs when it runs, so ``co
 ``search --mode bm25`` never load torch.
 
     python -m assistant corpus inspect [--file NAME] [--doc N]
-    python -m assistant index build [--corpus DIR] [--model M] [--index DIR] [--force]
+    python -m assistant index build [--corpus DIR] [--model M] [--index DIR] [--force] [--ray [ADDRESS]]
     python -m assistant index verify [--index DIR]
     python -m assistant search "问题" [--index DIR] [-k 10] [--mode hybrid|bm25|dense] [--json]
     python -m assistant ask "问题" [--index DIR] [--json] [--llm-url URL --llm-model NAME]
@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     build = index_commands.add_parser("build", help="build or update the index (only what changed)")
     _add_index_args(build, corpus=True, model=True)
     build.add_argument("--force", action="store_true", help="rebuild everything, ignoring the embedding cache")
+    build.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="read, tokenise and encode on Ray Data (needs the [ray] extra): a local Ray, or the cluster "
+                            "at ADDRESS ('auto', host:6379 or ray://host:10001); the same index as without it")
     verify = index_commands.add_parser("verify", help="check every index file against its recorded checksum")
     _add_index_args(verify)
 
@@ -135,7 +138,12 @@ def cmd_inspect(args) -> int:
 def cmd_index_build(args) -> int:
     from assistant.indexing import build_index
 
-    report = build_index(args.corpus, args.index, model=args.model, progress=True, force=args.force)
+    if getattr(args, "ray", None) is not None:
+        from assistant.distributed import build_index_on_ray
+
+        report = build_index_on_ray(args.corpus, args.index, address=args.ray, model=args.model, force=args.force)
+    else:
+        report = build_index(args.corpus, args.index, model=args.model, progress=True, force=args.force)
     manifest = report.retriever.manifest
     if report.up_to_date:
         print(f"index {args.index} is up to date ({manifest['clause_count']} clauses, model {manifest['model_id']})")

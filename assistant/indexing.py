@@ -54,11 +54,13 @@ def build_index(
     corpus=None,
     embedder=None,
     config: SearchConfig | None = None,
+    stages=None,
 ) -> BuildReport:
     """Build (or update) the index of ``corpus_dir`` in ``index_dir``; see the module docstring.
 
     ``corpus`` may pass an already loaded Corpus and ``embedder`` an already loaded Embedder
-    (anything with encode_passages/encode_queries/model_id/dimension).
+    (anything with encode_passages/encode_queries/model_id/dimension). ``stages`` runs reading,
+    encoding and tokenising elsewhere (:class:`assistant.distributed.RayBuild`: on Ray), same result.
     """
     from assistant.dense import DenseIndex
     from assistant.embedding import EmbeddingCache, load_embedder, text_sha
@@ -73,7 +75,7 @@ def build_index(
         from assistant.corpus import load_corpus
 
         _say(progress, f"读取语料 / reading corpus {corpus_dir} ...")
-        corpus = load_corpus(corpus_dir)
+        corpus = stages.load_corpus(corpus_dir) if stages is not None else load_corpus(corpus_dir)
         _report_skipped(corpus, progress)
     if not corpus.clauses:
         raise AssistantError(f"no clauses found in {corpus_dir}: it holds no readable corpus files")
@@ -112,7 +114,7 @@ def build_index(
     if not force and previous is not None and previous.get("model_id") == embedder.model_id:
         _seed_cache_from_index(cache, index_dir)
     _say(progress, f"编码条款 / encoding {len(clauses)} clauses with {embedder.model_id} ...")
-    vectors = cache.encode(embedder, texts, progress=progress)
+    vectors = cache.encode(stages.encoder(embedder, model) if stages is not None else embedder, texts, progress=progress)
     encoded, reused = cache.misses, cache.hits
     cache.save()
     del cache  # its matrix can be as large as the index's vectors: free it before BM25 is built
@@ -121,7 +123,7 @@ def build_index(
     _say(progress, "建立检索索引 / building BM25 and FAISS indexes ...")
     tokenizer = ChineseTokenizer(corpus_terms([d.title for d in corpus.documents], (c.text for c in clauses)))
     token_cache = TokenCache(None if force else cache_dir, tokenizer)
-    clause_ids, vocab = token_ids(token_cache.tokenize(texts))
+    clause_ids, vocab = token_ids(stages.tokenize(token_cache, texts) if stages is not None else token_cache.tokenize(texts))
     token_cache.save()
     lexical = LexicalIndex.build([], tokenizer, ids=clause_ids, vocab=vocab)
     document_ids = _document_ids(clauses, clause_ids)
