@@ -85,7 +85,26 @@ def is_server_uri(uri: str) -> bool:
 
 def _quiet_pymilvus() -> None:
     """pymilvus logs every failed call with a traceback on stderr; the messages here say it once."""
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer"):  # the last two set their own level
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    # Milvus Lite logs why it could not open a file with a traceback; _LiteReason keeps only the reason
+    lite = logging.getLogger("milvus_lite")
+    lite.propagate = False
+    if not any(isinstance(h, _LiteReason) for h in lite.handlers):
+        lite.addHandler(_LiteReason())
+
+
+class _LiteReason(logging.Handler):
+    """The last error Milvus Lite logged (its exception's message), for the one-line error here."""
+
+    last: str | None = None
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        _LiteReason.last = str(error) if error is not None else record.getMessage()
 
 
 def connect(uri: str, *, create: bool = False):
@@ -111,13 +130,17 @@ def connect(uri: str, *, create: bool = False):
                                  f"server address (http://host:19530)")
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
-        elif not path.is_file():
-            raise AssistantError(f"Milvus Lite file {uri} does not exist")
+        elif not path.exists():  # Milvus Lite 3 keeps a directory under that name, older versions a file
+            raise AssistantError(f"Milvus Lite file {uri} does not exist; build the index into it with "
+                                 f"index build --backend milvus --milvus-uri {uri}")
         target = dict(uri=str(path.resolve()))
+    _LiteReason.last = None
     try:
         client = MilvusClient(**target)
     except Exception as error:  # pymilvus raises MilvusException, ConnectionConfigException, grpc errors …
         detail = getattr(error, "message", None) or str(error) or type(error).__name__
+        if _LiteReason.last:
+            detail = f"{detail}: {_LiteReason.last}"
         hint = ("is the server running and the address right? (a token, if it needs one, comes from "
                 f"{TOKEN_ENV})") if is_server_uri(uri) else "is another process using this file? (Milvus Lite lets one process open it)"
         raise AssistantError(f"cannot reach Milvus at {uri}: {detail}; {hint}") from None
@@ -131,6 +154,13 @@ def disconnect(uri: str) -> None:
     if client is not None:
         try:
             client.close()
+        except Exception:
+            pass
+    if not is_server_uri(uri):
+        try:  # Milvus Lite 3 serves the file from a thread of this process until told to stop
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(str(Path(uri).expanduser().resolve()))
         except Exception:
             pass
 

@@ -132,6 +132,16 @@ def test_build_round_trips_every_clause_and_records_the_backend(pair, milvus_uri
     reopened._embedder = BigramEmbedder()
     assert [h.clause.clause_id for h in reopened.search(QUERIES[0], k=3)] == \
            [h.clause.clause_id for h in milvus.search(QUERIES[0], k=3)]
+    if Path(milvus_uri).suffix == ".db":
+        # the command line finds the backend from the manifest (another process: the Lite file is freed first)
+        from assistant.milvus_backend import disconnect
+
+        want = [h.clause.clause_id for h in milvus.search(QUERIES[1], k=3, mode="bm25")]
+        disconnect(milvus_uri)
+        result = subprocess.run([sys.executable, "-m", "assistant", "search", QUERIES[1], "--index", str(milvus.index_dir),
+                                 "--mode", "bm25", "-k", "3", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert [h["clause_id"] for h in json.loads(result.stdout)["hits"]] == want
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "bm25", "dense"])
