@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--milvus-uri", default=None, help="Milvus Lite file (PATH.db) or server (http://host:19530; "
                        "a token comes from the MILVUS_TOKEN environment variable, never from here)")
     build.add_argument("--collection", default=None, help="Milvus collection name (default: derived from --index)")
-    build.add_argument("--milvus-bm25", choices=["words", "jieba"], default=None,
-                       help="Milvus BM25 over this program's tokens ('words', default) or Milvus's jieba analyzer")
+    build.add_argument("--milvus-bm25", choices=["words", "jieba", "exact"], default=None,
+                       help="clause BM25 in Milvus: its BM25 over this program's tokens ('words', default), over its own "
+                       "jieba analyzer ('jieba'), or this program's bm25s weights as sparse vectors ('exact')")
     verify = index_commands.add_parser("verify", help="check every index file against its recorded checksum")
     _add_index_args(verify)
 

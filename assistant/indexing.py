@@ -215,7 +215,7 @@ def _build_milvus(milvus, *, index_dir: Path, corpus_dir: Path, corpus, clauses,
                   encode_seconds) -> BuildReport:
     """The Milvus half of :func:`build_index`: sync the collection, then write the directory."""
     from assistant.lexical import LexicalIndex
-    from assistant.milvus_backend import hashed_word, sync_collection
+    from assistant.milvus_backend import exact_weights, hashed_word, sync_collection
     from assistant.store import clause_order_digest
 
     words_of = [""] * len(vocab)
@@ -225,7 +225,11 @@ def _build_milvus(milvus, *, index_dir: Path, corpus_dir: Path, corpus, clauses,
     doc_city = {d.doc_id: d.city for d in corpus.documents}
     cities = [c.city or doc_city.get(c.doc_id) or "" for c in clauses]  # as the retriever's --city filter sees it
     digest = clause_order_digest((c.clause_id for c in clauses), shas)
+    sparse = None
+    if milvus.bm25 == "exact":  # the local backend's bm25s weights, per clause
+        sparse = exact_weights(LexicalIndex.build([], tokenizer, ids=clause_ids, vocab=vocab), vocab)
     sync = sync_collection(milvus, clauses=clauses, text_shas=shas, vectors=vectors, words=words, cities=cities,
+                           sparse=sparse,
                            model_id=embedder.model_id, clause_digest=digest, index_dir=index_dir, force=force,
                            progress=progress)
     del words

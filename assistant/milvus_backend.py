@@ -19,13 +19,21 @@ scalars               source, doc_id, city (the clause's or else its document's:
                       the vector: what an incremental build compares)
 ====================  ===========================================================================
 
-BM25 scoring (``bm25`` in the manifest): ``"words"`` (default) searches ``sparse_words`` with the
-question's tokens from the same tokenizer, the index's BM25 k1/b, so that clause BM25 is the local
-backend's BM25 in all but Milvus's own IDF/normalisation details, while Milvus keeps the corpus
-statistics (an incremental build upserts only changed clauses, and the scores of the others follow).
-``"jieba"`` searches ``sparse_jieba`` with the raw question through Milvus's jieba analyzer (no
-user dictionary, bigrams, stopwords or abbreviation expansion): measured worse on the eval set (the
-figures are in the module's tests' README section and the closing note of issue 15).
+BM25 scoring (``bm25`` in the manifest, ``index build --milvus-bm25``), three ways:
+
+- ``"words"`` (default): Milvus's BM25 function over ``bm25_words``, queried with the question's
+  tokens from the same tokenizer and the index's k1/b. Milvus keeps the corpus statistics, so an
+  incremental build upserts only the changed clauses and the others' scores follow; the scores are
+  not bm25s's to the bit (Milvus has its own IDF and a (k1 + 1) factor), the rankings nearly are.
+- ``"exact"``: an extra ``sparse_exact`` field holding our own bm25s weights per clause (dimension =
+  a 32-bit hash of the token), queried by inner product with the question's token counts: the
+  local backend's BM25 scores exactly. Those weights depend on the whole corpus (IDF, average
+  length), so after a corpus change an incremental build rewrites nearly every clause.
+- ``"jieba"``: Milvus's BM25 over ``index_text`` through its own jieba analyzer, queried with the
+  raw question (no user dictionary, bigrams, stopwords or abbreviation expansion).
+
+The collection's ``bm25`` property records the mode it was built for; another mode is refused.
+The figures of each on the dev set are in the closing note of issue 15.
 
 Fusion is ours (:func:`assistant.retriever.fuse` over :class:`assistant.backends.Candidates`), not
 ``hybrid_search``: the score fusion the local backend uses needs *both* scores of every candidate,
@@ -67,7 +75,7 @@ from assistant.errors import AssistantError
 from assistant.types import Clause
 
 TOKEN_ENV = "MILVUS_TOKEN"
-BM25_MODES = ("words", "jieba")
+BM25_MODES = ("words", "jieba", "exact")
 DEFAULT_BM25 = "words"
 SCHEMA_VERSION = "1"
 PROPERTY = "policy_assistant."  # prefix of the collection properties this module writes
@@ -251,7 +259,31 @@ class MilvusSettings:
         return cls(data["uri"], data["collection"], data.get("bm25", DEFAULT_BM25))
 
 
-def _schema(client, dimension: int):
+def exact_dimension(token: str) -> int:
+    """The sparse-vector dimension of one of our tokens in "exact" mode (a stable 32-bit hash, below
+    Milvus's limit of 2**32 - 1; stable across builds, unlike vocabulary ids)."""
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=4).digest(), "little") % (2**32 - 1)
+
+
+def exact_weights(lexical, vocab: dict[str, int]) -> list[dict[int, float]]:
+    """Per clause, {dimension: its precomputed bm25s weight} for every token it holds: a query vector
+    of token counts then scores each clause by inner product exactly as bm25s does."""
+    scores = lexical.bm25.scores
+    data, indices, indptr = scores["data"], scores["indices"], scores["indptr"]
+    dimension_of = np.zeros(len(indptr) - 1, dtype=np.int64)
+    for token, n in vocab.items():
+        if n < len(dimension_of):
+            dimension_of[n] = exact_dimension(token)
+    token_of_entry = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    order = np.argsort(indices, kind="stable")
+    rows: list[dict[int, float]] = [{} for _ in range(int(scores["num_docs"]))]
+    for entry in order:
+        row, dimension = rows[int(indices[entry])], int(dimension_of[token_of_entry[entry]])
+        row[dimension] = row.get(dimension, 0.0) + float(data[entry])  # two tokens on one hash: summed, as the query counts them
+    return rows
+
+
+def _schema(client, dimension: int, bm25: str = DEFAULT_BM25):
     from pymilvus import DataType, Function, FunctionType
 
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -263,6 +295,8 @@ def _schema(client, dimension: int):
                      analyzer_params={"tokenizer": "standard"})
     schema.add_field("sparse_jieba", DataType.SPARSE_FLOAT_VECTOR)
     schema.add_field("sparse_words", DataType.SPARSE_FLOAT_VECTOR)
+    if bm25 == "exact":
+        schema.add_field("sparse_exact", DataType.SPARSE_FLOAT_VECTOR)  # our BM25 weights, computed here
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
     for name in ("source", "doc_id", "city", "label", "doc_title", "doc_number", "model_id"):
         schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR if name == "doc_title" else 2048)
@@ -281,13 +315,15 @@ def _schema(client, dimension: int):
     return schema
 
 
-def _index_params(client, uri: str):
+def _index_params(client, uri: str, bm25_mode: str = DEFAULT_BM25):
     from assistant.lexical import bm25_params
 
     params = client.prepare_index_params()
     bm25 = {"bm25_k1": bm25_params()["k1"], "bm25_b": bm25_params()["b"]}
     for field in ("sparse_jieba", "sparse_words"):
         params.add_index(field_name=field, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=bm25)
+    if bm25_mode == "exact":
+        params.add_index(field_name="sparse_exact", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
     if is_server_uri(uri):
         params.add_index(field_name="vector", index_type="HNSW", metric_type="IP", params={"M": 32, "efConstruction": 80})
     else:
@@ -300,7 +336,8 @@ def _properties(client, collection: str) -> dict[str, str]:
     return {k[len(PROPERTY):]: v for k, v in (described.get("properties") or {}).items() if k.startswith(PROPERTY)}
 
 
-def _entity(clause: Clause, text_sha: str, vector: np.ndarray, words: str, city: str, model_id: str) -> dict[str, Any]:
+def _entity(clause: Clause, text_sha: str, vector: np.ndarray, words: str, city: str, model_id: str,
+            sparse: dict[int, float] | None = None) -> dict[str, Any]:
     row = {
         "clause_id": clause.clause_id, "index_text": clause.index_text, "bm25_words": words,
         "source": clause.source, "doc_id": clause.doc_id, "city": city, "label": clause.label,
@@ -311,11 +348,17 @@ def _entity(clause: Clause, text_sha: str, vector: np.ndarray, words: str, city:
                      "clause_city": clause.city or ""},
         "text_sha": text_sha,
     }
+    if sparse is not None:
+        # in the row hash: exact weights follow the corpus statistics, so a corpus change rewrites
+        # every clause whose weights moved (most of them), not only the changed ones
+        row["sparse_exact"] = {int(k): float(np.float32(v)) for k, v in sparse.items()}
     for name in ("index_text", "bm25_words", "text", "doc_title"):
         if _utf8_len(row[name]) > MAX_VARCHAR:
             raise AssistantError(f"clause {clause.clause_id} is too long for Milvus ({name} is {_utf8_len(row[name])} "
                                  f"bytes, the limit is {MAX_VARCHAR}); split it in the corpus file")
     row["row_sha"] = hashlib.sha256(json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+    if sparse is not None and not row["sparse_exact"]:
+        row["sparse_exact"] = {0: 1e-9}  # Milvus refuses an empty sparse vector; 1e-9 never ranks
     row["vector"] = np.asarray(vector, dtype=np.float32).tolist()
     return row
 
@@ -343,6 +386,8 @@ class SyncReport:
 def _mismatch(settings: MilvusSettings, properties: dict[str, str], model_id: str, dimension: int) -> str | None:
     if properties.get("schema") != SCHEMA_VERSION:
         return f"was not written by this program's Milvus backend (schema {properties.get('schema')!r}, this one writes {SCHEMA_VERSION})"
+    if properties.get("bm25", DEFAULT_BM25) != settings.bm25:
+        return f"was built for BM25 mode {properties.get('bm25', DEFAULT_BM25)!r}, not {settings.bm25!r}"
     if properties.get("model_id") != model_id or properties.get("dimension") != str(dimension):
         return (f"holds vectors of model {properties.get('model_id')} ({properties.get('dimension')}-d), "
                 f"not of {model_id} ({dimension}-d)")
@@ -351,6 +396,7 @@ def _mismatch(settings: MilvusSettings, properties: dict[str, str], model_id: st
 
 def sync_collection(settings: MilvusSettings, *, clauses: Sequence[Clause], text_shas: Sequence[str],
                     vectors: np.ndarray, words: Sequence[str], cities: Sequence[str], model_id: str,
+                    sparse: Sequence[dict[int, float]] | None = None,
                     clause_digest: str, index_dir: Path, force: bool = False, progress: bool = False) -> SyncReport:
     """Make the collection hold exactly these clauses: create it if missing, upsert the clauses that
     are new or whose row changed (by clause id + row_sha, which covers the text sha), delete the
@@ -371,19 +417,20 @@ def sync_collection(settings: MilvusSettings, *, clauses: Sequence[Clause], text
             if force:
                 client.drop_collection(name)
         if not client.has_collection(name):
-            client.create_collection(name, schema=_schema(client, dimension), index_params=_index_params(client, settings.uri),
+            client.create_collection(name, schema=_schema(client, dimension, settings.bm25),
+                                     index_params=_index_params(client, settings.uri, settings.bm25),
                                      consistency_level="Strong")
             created = True
         client.load_collection(name)
         # an interrupted sync leaves the digest of the build before it: readers refuse the collection
         client.alter_collection_properties(name, properties={
             PROPERTY + "schema": SCHEMA_VERSION, PROPERTY + "model_id": model_id,
-            PROPERTY + "dimension": str(dimension), PROPERTY + "clauses": "syncing"})
+            PROPERTY + "dimension": str(dimension), PROPERTY + "bm25": settings.bm25, PROPERTY + "clauses": "syncing"})
         existing = _existing_rows(client, name)
         wanted = {}
         upserts = []
-        for clause, sha, vector, text, city in zip(clauses, text_shas, vectors, words, cities):
-            row = _entity(clause, sha, vector, text, city, model_id)
+        for n, (clause, sha, vector, text, city) in enumerate(zip(clauses, text_shas, vectors, words, cities)):
+            row = _entity(clause, sha, vector, text, city, model_id, None if sparse is None else sparse[n])
             wanted[clause.clause_id] = row["row_sha"]
             if existing.get(clause.clause_id) != row["row_sha"]:
                 upserts.append(row)
@@ -486,24 +533,31 @@ class MilvusBackend(ClauseList):
                                  f"{missing.args[0]!r}, which the index at {self._index_dir} does not; rebuild it with: "
                                  f"{self._rebuild}") from None
 
-    def _bm25_query(self, text: str) -> tuple[str, str] | None:
-        """(the field to search, the query text), or None when nothing in the question can match."""
+    def _bm25_query(self, text: str) -> tuple[str, Any, str] | None:
+        """(the field to search, the query, the metric), or None when nothing in the question can match."""
         if self.settings.bm25 == "jieba":
-            return ("sparse_jieba", text) if text.strip() else None
+            return ("sparse_jieba", text, "BM25") if text.strip() else None
         tokens = [t for t in self.tokenizer.tokenize_query(text) if t in self._vocab]  # as LexicalIndex.query_tokens
-        return ("sparse_words", words_text(tokens)) if tokens else None
+        if not tokens:
+            return None
+        if self.settings.bm25 == "exact":
+            counts: dict[int, float] = {}
+            for token in tokens:  # bm25s adds a token's weight once per occurrence in the query
+                counts[exact_dimension(token)] = counts.get(exact_dimension(token), 0.0) + 1.0
+            return "sparse_exact", counts, "IP"
+        return "sparse_words", words_text(tokens), "BM25"
 
     def _bm25_search(self, text: str, k: int, expression: str) -> tuple[np.ndarray, list[str]]:
         query = self._bm25_query(text)
         if query is None or k <= 0:
             return np.zeros(0, np.float32), []
-        field, data = query
+        field, data, metric = query
         result = self._call("search", data=[data], anns_field=field, limit=k, filter=expression,
-                            output_fields=["clause_id"], search_params={"metric_type": "BM25"})
+                            output_fields=["clause_id"], search_params={"metric_type": metric})
         hits = list(result[0]) if result else []
         # Milvus Lite returns BM25 scores negated; a server returns them positive
         scores = np.array([abs(_distance(h)) for h in hits], dtype=np.float32)
-        keep = scores > 0
+        keep = scores > 1e-6  # > the placeholder weight of a clause without tokens
         return scores[keep], [_hit_id(h) for h, ok in zip(hits, keep) if ok]
 
     def _dense_search(self, vector: np.ndarray, k: int, expression: str) -> tuple[np.ndarray, list[str]]:

@@ -175,6 +175,28 @@ def test_bm25_scores_track_the_local_ones(pair):
         assert min(ratios) > 0 and max(ratios) / min(ratios) < 2.0, (query, ratios)
 
 
+def test_exact_mode_gives_the_local_bm25_scores(tmp_path, milvus_uri):
+    """--milvus-bm25 exact: our bm25s weights as sparse vectors, so BM25 scores equal the local ones."""
+    corpus = make_tiny_corpus()
+    local = _build(tmp_path, "local", corpus).retriever
+    collection = _collection()
+    try:
+        milvus = _build(tmp_path, "milvus", corpus, milvus_uri, collection, milvus_bm25="exact").retriever
+        for query in QUERIES:
+            want = local.search(query, k=7, mode="bm25")
+            got = milvus.search(query, k=7, mode="bm25")
+            assert [h.clause.clause_id for h in got] == [h.clause.clause_id for h in want], query
+            assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-4), query
+            hybrid_want, hybrid_got = local.search(query, k=5), milvus.search(query, k=5)
+            assert [h.clause.clause_id for h in hybrid_got] == [h.clause.clause_id for h in hybrid_want], query
+            assert [h.score for h in hybrid_got] == pytest.approx([h.score for h in hybrid_want], abs=1e-4), query
+        # the same collection asked for in another BM25 mode is refused, not silently searched wrongly
+        with pytest.raises(AssistantError, match="BM25 mode"):
+            _build(tmp_path, "milvus", corpus, milvus_uri, collection, milvus_bm25="words")
+    finally:
+        _drop(milvus_uri, collection)
+
+
 def test_filters_become_expressions(pair):
     local, milvus, _, _ = pair
     for filters in ({"city": ["鹤壁市"]}, {"source": "b_zz.txt"}, {"doc_id": ["a_hebi#1"], "city": "鹤壁市"},
