@@ -506,7 +506,8 @@ class MilvusBackend(ClauseList):
             problem = _mismatch(settings, properties, manifest.get("model_id"), int(manifest.get("dimension", 0)))
             if problem:
                 raise AssistantError(f"the Milvus collection {name} at {settings.uri} {problem}, but the index at "
-                                     f"{index_dir} was built with {manifest.get('model_id')}; {fix}")
+                                     f"{index_dir} was built with model {manifest.get('model_id')} and BM25 mode "
+                                     f"{settings.bm25!r}; {fix}")
             if properties.get("clauses") != manifest.get("clause_order"):
                 raise AssistantError(f"the Milvus collection {name} at {settings.uri} does not hold the clauses of the "
                                      f"index at {index_dir} (another build wrote it since, or this one was interrupted); {fix}")
