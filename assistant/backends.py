@@ -108,7 +108,14 @@ class ClauseList:
     def __init__(self, clauses: list[Clause], index_dir):
         self._clauses = clauses
         self._index_dir = index_dir
-        self.position = {c.clause_id: i for i, c in enumerate(clauses)}
+        self._position: dict[str, int] | None = None
+
+    @property
+    def position(self) -> dict[str, int]:
+        """clause id -> row (built on first use: the local backend's searches never need it)."""
+        if self._position is None:
+            self._position = {c.clause_id: i for i, c in enumerate(self._clauses)}
+        return self._position
 
     def clauses(self, clause_ids: Sequence[str]) -> list[Clause]:
         try:

@@ -483,11 +483,12 @@ class MilvusBackend(ClauseList):
         self.client = client
         self.settings = settings
         self.collection = settings.collection
-        self.tokenizer = stored.doc_lexical.tokenizer
+        # the question's tokens as the local clause BM25 would keep them: the document BM25 was
+        # built over the same token ids and vocabulary
+        self._query_tokens = stored.doc_lexical.query_tokens
         from assistant.store import rebuild_command
 
         self._rebuild = rebuild_command(stored.index_dir, stored.manifest)
-        self._vocab = stored.doc_lexical.bm25.vocab_dict  # clause and document BM25 share one vocabulary
 
     @classmethod
     def open(cls, stored) -> MilvusBackend:
@@ -538,7 +539,7 @@ class MilvusBackend(ClauseList):
         """(the field to search, the query, the metric), or None when nothing in the question can match."""
         if self.settings.bm25 == "jieba":
             return ("sparse_jieba", text, "BM25") if text.strip() else None
-        tokens = [t for t in self.tokenizer.tokenize_query(text) if t in self._vocab]  # as LexicalIndex.query_tokens
+        tokens = self._query_tokens(text)
         if not tokens:
             return None
         if self.settings.bm25 == "exact":
