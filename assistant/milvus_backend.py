@@ -124,6 +124,9 @@ def connect(uri: str, *, create: bool = False):
     if client is not None:
         return client
     _quiet_pymilvus()
+    # gRPC's C core writes keepalive notices ("GOAWAY ... too_many_pings" from the Lite server) to
+    # stderr; failures reach us as exceptions anyway. Read when grpc is first imported.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         from pymilvus import MilvusClient
     except ImportError:
