@@ -95,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "a token comes from the MILVUS_TOKEN environment variable, never from here)")
     build.add_argument("--collection", default=None, help="Milvus collection name (default: derived from --index)")
     build.add_argument("--milvus-bm25", choices=["words", "jieba", "exact"], default=None,
-                       help="clause BM25 in Milvus: its BM25 over this program's tokens ('words', default), over its own "
-                       "jieba analyzer ('jieba'), or this program's bm25s weights as sparse vectors ('exact')")
+                       help="clause BM25 in Milvus: this program's bm25s weights as sparse vectors ('exact', default: "
+                       "the local scores), Milvus's BM25 over this program's tokens ('words': incremental builds touch "
+                       "only changed clauses) or over its own jieba analyzer ('jieba')")
     verify = index_commands.add_parser("verify", help="check every index file against its recorded checksum")
     _add_index_args(verify)
 

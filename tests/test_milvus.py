@@ -94,7 +94,7 @@ def pair(tmp_path, milvus_uri, monkeypatch):
     corpus = make_tiny_corpus()
     local = _build(tmp_path, "local", corpus)
     collection = _collection()
-    milvus = _build(tmp_path, "milvus", corpus, milvus_uri, collection)
+    milvus = _build(tmp_path, "milvus", corpus, milvus_uri, collection, milvus_bm25="words")  # the default: test_exact_mode
     yield local.retriever, milvus.retriever, milvus, collection
     _drop(milvus_uri, collection)
 
@@ -118,6 +118,7 @@ def test_build_round_trips_every_clause_and_records_the_backend(pair, milvus_uri
     assert manifest["backend"] == "milvus"
     assert manifest["milvus"]["collection"] == collection
     assert manifest["milvus"]["uri"] in (milvus_uri, str(Path(milvus_uri).resolve()))
+    assert manifest["milvus"]["bm25"] == "words"
     assert set(manifest["milvus"]) == {"uri", "collection", "bm25"}
     written = "".join(p.read_text(encoding="utf-8", errors="replace") for p in milvus.index_dir.rglob("*") if p.is_file())
     assert os.environ["MILVUS_TOKEN"] not in written
@@ -181,7 +182,8 @@ def test_exact_mode_gives_the_local_bm25_scores(tmp_path, milvus_uri):
     local = _build(tmp_path, "local", corpus).retriever
     collection = _collection()
     try:
-        milvus = _build(tmp_path, "milvus", corpus, milvus_uri, collection, milvus_bm25="exact").retriever
+        milvus = _build(tmp_path, "milvus", corpus, milvus_uri, collection).retriever  # exact is the default
+        assert milvus.manifest["milvus"]["bm25"] == "exact"
         for query in QUERIES:
             want = local.search(query, k=7, mode="bm25")
             got = milvus.search(query, k=7, mode="bm25")
@@ -214,9 +216,10 @@ def test_filters_become_expressions(pair):
 def test_incremental_build_upserts_only_changed_clauses(tmp_path, milvus_uri):
     collection = _collection()
     try:
-        first = _build(tmp_path, "milvus", make_tiny_corpus(), milvus_uri, collection)
+        # "words": Milvus keeps the BM25 statistics, so only changed clauses are rewritten
+        first = _build(tmp_path, "milvus", make_tiny_corpus(), milvus_uri, collection, milvus_bm25="words")
         assert first.upserted == 7
-        again = _build(tmp_path, "milvus", make_tiny_corpus(), milvus_uri, collection)
+        again = _build(tmp_path, "milvus", make_tiny_corpus(), milvus_uri, collection)  # keeps "words"
         assert again.up_to_date
         files = {name: list(lines) for name, lines in TINY_FILES.items()}
         files["b_zz.txt"][4] = "四、对不裁员或少裁员的参保企业，按规定实施稳岗返还，返还比例提高到90%。"  # changed
