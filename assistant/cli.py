@@ -5,6 +5,7 @@ Every command is a handler here that imports what it needs when it runs, so ``co
 
     python -m assistant corpus inspect [--file NAME] [--doc N]
     python -m assistant index build [--corpus DIR] [--model M] [--index DIR] [--force] [--ray [ADDRESS]]
+                                    [--backend local|milvus --milvus-uri PATH.db|http://host:19530 [--collection NAME]]
     python -m assistant index verify [--index DIR]
     python -m assistant search "问题" [--index DIR] [-k 10] [--mode hybrid|bm25|dense] [--json]
     python -m assistant ask "问题" [--index DIR] [--json] [--llm-url URL --llm-model NAME]
@@ -85,10 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     index_commands = index.add_subparsers(dest="subcommand", required=True)
     build = index_commands.add_parser("build", help="build or update the index (only what changed)")
     _add_index_args(build, corpus=True, model=True)
-    build.add_argument("--force", action="store_true", help="rebuild everything, ignoring the embedding cache")
     build.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                        help="read, tokenise and encode on Ray Data (needs the [ray] extra): a local Ray, or the cluster "
                             "at ADDRESS ('auto', host:6379 or ray://host:10001); the same index as without it")
+    build.add_argument("--force", action="store_true", help="rebuild everything, ignoring the embedding cache "
+                       "(and, for Milvus, dropping and recreating the collection)")
+    build.add_argument("--backend", choices=["local", "milvus"], default=None,
+                       help="where clause vectors and BM25 live: 'local' (in the index directory) or 'milvus' "
+                       "(default: what the index was built with, else local)")
+    build.add_argument("--milvus-uri", default=None, help="Milvus Lite file (PATH.db) or server (http://host:19530; "
+                       "a token comes from the MILVUS_TOKEN environment variable, never from here)")
+    build.add_argument("--collection", default=None, help="Milvus collection name (default: derived from --index)")
+    build.add_argument("--milvus-bm25", choices=["words", "jieba", "exact"], default=None,
+                       help="clause BM25 in Milvus: this program's bm25s weights as sparse vectors ('exact', default: "
+                       "the local scores), Milvus's BM25 over this program's tokens ('words': incremental builds touch "
+                       "only changed clauses) or over its own jieba analyzer ('jieba')")
     verify = index_commands.add_parser("verify", help="check every index file against its recorded checksum")
     _add_index_args(verify)
 
@@ -138,21 +150,29 @@ def cmd_inspect(args) -> int:
 def cmd_index_build(args) -> int:
     from assistant.indexing import build_index
 
+    options = dict(model=args.model, force=args.force, backend=args.backend, milvus_uri=args.milvus_uri,
+                   collection=args.collection, milvus_bm25=args.milvus_bm25)
     if getattr(args, "ray", None) is not None:
         from assistant.distributed import build_index_on_ray
 
-        report = build_index_on_ray(args.corpus, args.index, address=args.ray, model=args.model, force=args.force)
+        report = build_index_on_ray(args.corpus, args.index, address=args.ray, **options)
     else:
-        report = build_index(args.corpus, args.index, model=args.model, progress=True, force=args.force)
+        report = build_index(args.corpus, args.index, progress=True, **options)
     manifest = report.retriever.manifest
+    where = ""
+    if manifest.get("backend") == "milvus":
+        milvus = manifest["milvus"]
+        where = f"; Milvus {milvus['uri']} collection {milvus['collection']}"
+        if not report.up_to_date:
+            where += f" ({report.upserted} clauses upserted, {report.deleted} deleted)"
     if report.up_to_date:
-        print(f"index {args.index} is up to date ({manifest['clause_count']} clauses, model {manifest['model_id']})")
+        print(f"index {args.index} is up to date ({manifest['clause_count']} clauses, model {manifest['model_id']}{where})")
     else:
         print(
             f"built {args.index}: {manifest['clause_count']} clauses from {manifest['document_count']} documents in "
             f"{len(manifest['files'])} files; encoded {report.encoded}, reused {report.reused} cached embeddings; "
             f"model {manifest['model_id']} ({manifest['dimension']}-d, {manifest['dense_index']} index); "
-            f"{report.seconds:.1f} s"
+            f"{report.seconds:.1f} s{where}"
         )
     return 0
 

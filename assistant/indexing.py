@@ -10,6 +10,14 @@ config is just opened. Otherwise clauses whose text the embedding cache has not 
 (``force`` re-encodes everything), both BM25 indexes are rebuilt, and the directory is switched
 atomically by :func:`assistant.store.write_index`. :func:`open_or_build` opens an index that is
 current and builds it otherwise (what ``serve`` does on first run).
+
+``backend="milvus"`` (with ``milvus_uri`` and optionally ``collection``) puts the clause vectors and
+the clause BM25 into a Milvus collection instead of the directory (:mod:`assistant.milvus_backend`):
+the collection is synced first (only new or changed clauses upserted, removed ones deleted), then
+the directory gets the clause and document metadata and the document BM25. A rebuild without
+``backend`` keeps the backend, URI and collection the index was built with.
+
+>>> build_index("corpus", "index/milvus", backend="milvus", milvus_uri="index/milvus.db")
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ class BuildReport:
     reused: int = 0
     encode_seconds: float = 0.0
     seconds: float = 0.0
+    upserted: int = 0  # Milvus backend: clauses written to the collection (new or changed)
+    deleted: int = 0  # Milvus backend: clauses removed from it
 
 
 def _say(progress: bool, message: str) -> None:
@@ -55,6 +65,10 @@ def build_index(
     embedder=None,
     config: SearchConfig | None = None,
     stages=None,
+    backend: str | None = None,
+    milvus_uri: str | None = None,
+    collection: str | None = None,
+    milvus_bm25: str | None = None,
 ) -> BuildReport:
     """Build (or update) the index of ``corpus_dir`` in ``index_dir``; see the module docstring.
 
@@ -79,20 +93,27 @@ def build_index(
         _report_skipped(corpus, progress)
     if not corpus.clauses:
         raise AssistantError(f"no clauses found in {corpus_dir}: it holds no readable corpus files")
-    _say(progress, f"加载模型 / loading encoder {model or 'default'} ...")
-    embedder = embedder or load_embedder(model)
-    files = {f.name: f.sha256 for f in corpus.files}
-    chunker = chunker_version()
-
     previous = None
     if (index_dir / "manifest.json").is_file() or index_dir.is_symlink() or index_dir.is_dir():
         try:
             previous = read_manifest(index_dir)
         except AssistantError:
             previous = None  # missing or unreadable: simply rebuilt
+    backend, milvus = _backend_settings(index_dir, previous, backend, milvus_uri, collection, milvus_bm25)
+    if milvus is not None:
+        from assistant.milvus_backend import connect
+
+        connect(milvus.uri, create=True)  # an unreachable server is said now, not after minutes of encoding
+    _say(progress, f"加载模型 / loading encoder {model or 'default'} ...")
+    embedder = embedder or load_embedder(model)
+    files = {f.name: f.sha256 for f in corpus.files}
+    chunker = chunker_version()
+
     if (
         not force
         and previous is not None
+        and previous.get("backend", "local") == backend
+        and (milvus is None or previous.get("milvus") == milvus.to_dict())
         and previous.get("model_id") == embedder.model_id
         and previous.get("chunker_version") == chunker
         and previous.get("files") == files
@@ -120,11 +141,18 @@ def build_index(
     del cache  # its matrix can be as large as the index's vectors: free it before BM25 is built
     encode_seconds = time.perf_counter() - started
 
-    _say(progress, "建立检索索引 / building BM25 and FAISS indexes ...")
+    _say(progress, "建立检索索引 / building BM25 and FAISS indexes ..." if milvus is None
+         else "建立检索索引 / building the document BM25 and the Milvus collection ...")
     tokenizer = ChineseTokenizer(corpus_terms([d.title for d in corpus.documents], (c.text for c in clauses)))
     token_cache = TokenCache(None if force else cache_dir, tokenizer)
     clause_ids, vocab = token_ids(stages.tokenize(token_cache, texts) if stages is not None else token_cache.tokenize(texts))
     token_cache.save()
+    if milvus is not None:
+        return _build_milvus(milvus, index_dir=index_dir, corpus_dir=corpus_dir, corpus=corpus, clauses=clauses,
+                             shas=shas, vectors=vectors, clause_ids=clause_ids, vocab=vocab, tokenizer=tokenizer,
+                             embedder=embedder, model=model, chunker=chunker, files=files, config=config, force=force,
+                             progress=progress, started=started, encoded=encoded, reused=reused,
+                             encode_seconds=encode_seconds)
     lexical = LexicalIndex.build([], tokenizer, ids=clause_ids, vocab=vocab)
     document_ids = _document_ids(clauses, clause_ids)
     # the documents' ids are a copy: free the clauses' before the second BM25 index is built,
@@ -133,17 +161,7 @@ def build_index(
     doc_lexical = LexicalIndex.build([], tokenizer, ids=document_ids, vocab=vocab)
     del document_ids
     dense = DenseIndex.build(vectors)
-    manifest = {
-        "model_id": embedder.model_id,
-        "model_source": None if model is None else str(Path(model).resolve()) if Path(model).exists() else model,
-        "dimension": embedder.dimension,
-        "chunker_version": chunker,
-        "bm25": bm25_params(),
-        "search": config.to_dict(),
-        "backend": "local",
-        "corpus_dir": str(corpus_dir.resolve()),
-        "files": files,
-    }
+    manifest = _manifest(embedder, model, chunker, config, corpus_dir, files, "local")
     _say(progress, f"写入索引 / writing {index_dir} ...")
     manifest = write_index(index_dir, manifest=manifest, clauses=clauses, text_shas=shas,
                            documents=list(corpus.documents), vectors=vectors, lexical=lexical, dense=dense,
@@ -151,6 +169,84 @@ def build_index(
     stored = StoredIndex(index_dir, manifest, clauses, list(corpus.documents), vectors, shas, lexical, dense, doc_lexical)
     return BuildReport(Retriever(stored, embedder, config), False, encoded, reused, round(encode_seconds, 3),
                        round(time.perf_counter() - started, 3))
+
+
+def _manifest(embedder, model, chunker: str, config: SearchConfig, corpus_dir: Path, files, backend: str) -> dict:
+    from assistant.lexical import bm25_params
+
+    return {
+        "model_id": embedder.model_id,
+        "model_source": None if model is None else str(Path(model).resolve()) if Path(model).exists() else model,
+        "dimension": embedder.dimension,
+        "chunker_version": chunker,
+        "bm25": bm25_params(),
+        "search": config.to_dict(),
+        "backend": backend,
+        "corpus_dir": str(corpus_dir.resolve()),
+        "files": files,
+    }
+
+
+def _backend_settings(index_dir: Path, previous: dict | None, backend: str | None, milvus_uri: str | None,
+                      collection: str | None, milvus_bm25: str | None):
+    """(backend name, MilvusSettings or None): what was asked, else what the index was built with."""
+    from assistant.backends import BACKENDS
+
+    before = previous or {}
+    if backend is None:
+        backend = "milvus" if milvus_uri else before.get("backend", "local")
+    if backend not in BACKENDS:
+        raise AssistantError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "local":
+        if milvus_uri or collection:
+            raise AssistantError("--milvus-uri and --collection are for --backend milvus")
+        return backend, None
+    from assistant.milvus_backend import DEFAULT_BM25, MilvusSettings, default_collection
+
+    kept = before.get("milvus") if before.get("backend") == "milvus" and isinstance(before.get("milvus"), dict) else {}
+    uri = milvus_uri or kept.get("uri")
+    if not uri:
+        raise AssistantError("--backend milvus needs --milvus-uri: a Milvus Lite file (PATH.db) or a server "
+                             "(http://host:19530; its token from MILVUS_TOKEN)")
+    if not (milvus_uri is None or "://" in milvus_uri):
+        uri = str(Path(milvus_uri).expanduser().resolve())  # a Lite file: the same file whatever the cwd of later commands
+    name = collection or (kept.get("collection") if kept.get("uri") == uri else None) or default_collection(index_dir)
+    return backend, MilvusSettings(uri, name, milvus_bm25 or kept.get("bm25") or DEFAULT_BM25)
+
+
+def _build_milvus(milvus, *, index_dir: Path, corpus_dir: Path, corpus, clauses, shas, vectors, clause_ids, vocab,
+                  tokenizer, embedder, model, chunker, files, config, force, progress, started, encoded, reused,
+                  encode_seconds) -> BuildReport:
+    """The Milvus half of :func:`build_index`: sync the collection, then write the directory."""
+    from assistant.lexical import LexicalIndex
+    from assistant.milvus_backend import exact_weights, hashed_word, sync_collection
+    from assistant.store import clause_order_digest
+
+    words_of = [""] * len(vocab)
+    for token, n in vocab.items():
+        words_of[n] = hashed_word(token)
+    words = [" ".join(words_of[int(i)] for i in ids) for ids in clause_ids]
+    doc_city = {d.doc_id: d.city for d in corpus.documents}
+    cities = [c.city or doc_city.get(c.doc_id) or "" for c in clauses]  # as the retriever's --city filter sees it
+    digest = clause_order_digest((c.clause_id for c in clauses), shas)
+    sparse = None
+    if milvus.bm25 == "exact":  # the local backend's bm25s weights, per clause
+        sparse = exact_weights(LexicalIndex.build([], tokenizer, ids=clause_ids, vocab=vocab), vocab)
+    sync = sync_collection(milvus, clauses=clauses, text_shas=shas, vectors=vectors, words=words, cities=cities,
+                           sparse=sparse,
+                           model_id=embedder.model_id, clause_digest=digest, index_dir=index_dir, force=force,
+                           progress=progress)
+    del words
+    doc_lexical = LexicalIndex.build([], tokenizer, ids=_document_ids(clauses, clause_ids), vocab=vocab)
+    manifest = _manifest(embedder, model, chunker, config, corpus_dir, files, "milvus")
+    manifest["milvus"] = milvus.to_dict()
+    manifest["dense_index"] = "milvus"
+    _say(progress, f"写入索引 / writing {index_dir} ...")
+    manifest = write_index(index_dir, manifest=manifest, clauses=clauses, text_shas=shas, documents=list(corpus.documents),
+                           vectors=None, lexical=None, dense=None, doc_lexical=doc_lexical)
+    stored = StoredIndex(index_dir, manifest, clauses, list(corpus.documents), None, shas, None, None, doc_lexical)
+    return BuildReport(Retriever(stored, embedder, config), False, encoded, reused, round(encode_seconds, 3),
+                       round(time.perf_counter() - started, 3), upserted=sync.upserted, deleted=sync.deleted)
 
 
 def _report_skipped(corpus, progress: bool) -> None:
@@ -178,6 +274,8 @@ def _seed_cache_from_index(cache, index_dir: Path) -> None:
         stored = load_index(index_dir)
     except AssistantError:
         return
+    if stored.vectors is None:
+        return  # the vectors are in another engine (Milvus); the cache itself keeps them here
     if stored.vectors.ndim != 2 or stored.vectors.shape != (len(stored.text_shas), cache.dimension):
         return
     keep = [n for n, s in enumerate(stored.text_shas) if s and s not in cache]

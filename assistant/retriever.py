@@ -20,6 +20,10 @@ score / best document score). Last, what the question's wording asks for
 with 违反/罚款; 谁负责 -> 主管部门/负责; 哪天施行 -> 自…起施行 …) that the clause carries, and
 -``city_mismatch_penalty`` for a clause of another city's local notice when the question names a
 city. How each step was chosen, with its measurements: eval/README.md.
+
+Where candidates come from is the index's backend (:mod:`assistant.backends`: bm25s + FAISS in
+this process, or a Milvus collection, named by the manifest); everything above runs on the pool it
+returns, the same for every backend.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from assistant.backends import Where, open_backend, top_positive
 from assistant.errors import AssistantError
 from assistant.query import MAX_QUERY_CHARS, PreparedQuery, cities_named, clause_fits_cities, prepare_query, question_kinds
 from assistant.store import StoredIndex, check_compatible, load_index, read_manifest
@@ -110,9 +115,10 @@ class Retriever:
         self.manifest = stored.manifest
         self.clauses: list[Clause] = stored.clauses
         self.documents: list[Document] = stored.documents
-        self.lexical = stored.lexical
+        self.lexical = stored.lexical  # None for an index whose backend is not local
         self.doc_lexical = stored.doc_lexical
-        self.dense = stored.dense
+        self.dense = stored.dense  # None for an index whose backend is not local
+        self.backend = open_backend(stored)
         if config is None:
             try:
                 config = SearchConfig.from_dict(self.manifest.get("search"))
@@ -149,7 +155,8 @@ class Retriever:
     @property
     def tokenizer(self):
         """The index's own tokenizer (its corpus user dictionary): questions are analysed with it."""
-        return self.lexical.tokenizer
+        # the document BM25 shares it (and is the only local BM25 of an index in Milvus)
+        return (self.lexical or self.doc_lexical).tokenizer
 
     @property
     def embedder(self):
@@ -192,8 +199,14 @@ class Retriever:
 
     def with_config(self, **changes) -> Retriever:
         """The same index searched with other parameters (for measuring them)."""
-        return Retriever(self.stored, self._embedder, replace(self.config, **changes),
-                         light_query_encoder=self.light_query_encoder)
+        other = Retriever.__new__(Retriever)
+        other.__dict__.update(self.__dict__)  # shares the backend: a Milvus Lite file opens once per process
+        other.config = replace(self.config, **changes)
+        return other
+
+    def close(self) -> None:
+        """Release the backend (a Milvus connection; nothing for the local backend)."""
+        self.backend.close()
 
     # --- searching --------------------------------------------------------------------------------
 
@@ -231,57 +244,37 @@ class Retriever:
         allowed = self.allowed_rows(filters)
         if allowed is not None and len(allowed) == 0:
             return SearchResult(mode=mode)
+        where = Where.of({key: _as_list((filters or {}).get(key), key) for key in FILTER_KEYS}, allowed)
         if mode == "bm25":
-            scores = self._bm25_scores(text, allowed)
-            rows = self._top(scores, k)
-            return SearchResult([Hit(self.clauses[r], float(scores[r]), {"bm25": i + 1}) for i, r in enumerate(rows)],
-                                mode=mode)
+            scores, rows = self.backend.bm25_top(text, k, where)
+            return SearchResult([Hit(self.clauses[r], float(s), {"bm25": i + 1})
+                                 for i, (r, s) in enumerate(zip(rows, scores))], mode=mode)
         if mode == "dense":
             vector = self.encode_query(text)
-            scores, rows = self.dense.search(vector, k, allowed=allowed)
+            scores, rows = self.backend.dense_top(vector, k, where)
             hits = [Hit(self.clauses[r], float(s), {"dense": i + 1}) for i, (r, s) in enumerate(zip(rows, scores))]
             return SearchResult(hits, mode=mode, dense_similarity=float(scores[0]) if len(scores) else None,
                                 query_vector=vector)
-        return self._hybrid(text, k, allowed)
+        return self._hybrid(text, k, where)
 
-    def _bm25_scores(self, text: str, allowed: np.ndarray | None) -> np.ndarray:
-        scores = self.lexical.scores(text)
-        if allowed is not None:
-            masked = np.zeros_like(scores)
-            masked[allowed] = scores[allowed]
-            scores = masked
-        return scores
+    _top = staticmethod(top_positive)
 
-    @staticmethod
-    def _top(scores: np.ndarray, k: int) -> np.ndarray:
-        """Rows of the k highest positive scores, best first (argpartition: O(N), matters at x100 scale)."""
-        positive = np.flatnonzero(scores > 0)
-        if len(positive) > k:
-            part = np.argpartition(-scores[positive], k - 1)[:k]
-            positive = positive[part]
-        return positive[np.argsort(-scores[positive], kind="stable")]
-
-    def _hybrid(self, text: str, k: int, allowed: np.ndarray | None) -> SearchResult:
+    def _hybrid(self, text: str, k: int, where: Where) -> SearchResult:
         config = self.config
         pool = max(config.candidates, k)
-        bm25_all = self._bm25_scores(text, allowed)
-        bm25_rows = self._top(bm25_all, pool)
         query_vector = self.encode_query(text)
-        dense_scores, dense_rows = self.dense.search(query_vector, pool, allowed=allowed)
-        nearest = float(dense_scores[0]) if len(dense_scores) else None
-        if len(bm25_rows) or len(dense_rows):
-            candidates = np.unique(np.concatenate([bm25_rows, dense_rows]).astype(np.int64))
-        else:
-            candidates = np.zeros(0, np.int64)
+        found = self.backend.candidates(text, query_vector, pool, where)
+        nearest = found.nearest
+        candidates = found.rows
         if len(candidates) == 0:
             return SearchResult(mode="hybrid", dense_similarity=nearest, query_vector=query_vector)
-        bm25_rank = {int(r): i + 1 for i, r in enumerate(bm25_rows)}
-        dense_rank = {int(r): i + 1 for i, r in enumerate(dense_rows)}
+        bm25_rank = {int(r): int(n) for r, n in zip(candidates, found.bm25_ranks) if n}
+        dense_rank = {int(r): int(n) for r, n in zip(candidates, found.dense_ranks) if n}
         fused = fuse(
-            bm25_scores=bm25_all[candidates],
-            dense_scores=self.dense.vectors[candidates] @ query_vector,
-            bm25_ranks=np.array([bm25_rank.get(int(r), 0) for r in candidates]),
-            dense_ranks=np.array([dense_rank.get(int(r), 0) for r in candidates]),
+            bm25_scores=found.bm25,
+            dense_scores=found.dense,
+            bm25_ranks=found.bm25_ranks,
+            dense_ranks=found.dense_ranks,
             config=config,
         )
         fused += self._request_bonus(text, candidates)

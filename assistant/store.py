@@ -496,14 +496,22 @@ def write_index(
 
 def _write_version(tmp: Path, *, manifest, clauses, text_shas, documents, vectors, lexical, dense, doc_lexical,
                    version: str) -> dict[str, Any]:
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    # An index whose clause vectors and clause BM25 live in an external engine (a Milvus backend:
+    # assistant.milvus_backend) passes vectors, lexical and dense as None: only the clause and
+    # document metadata and the document BM25 are written here.
+    external = vectors is None
+    if external and (lexical is not None or dense is not None or doc_lexical is None):
+        raise ValueError("an index without local vectors takes no clause BM25 or dense index, and needs doc_lexical")
+    if not external:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     _write_jsonl(tmp / CLAUSES, ({**clause_to_json(c), "text_sha": s} for c, s in zip(clauses, text_shas)))
     _write_jsonl(tmp / DOCUMENTS, (document_to_json(d) for d in documents))
-    np.save(tmp / VECTORS, vectors)
-    lexical.save(tmp / BM25_DIR)
+    if not external:
+        np.save(tmp / VECTORS, vectors)
+        lexical.save(tmp / BM25_DIR)
     if doc_lexical is not None:
         doc_lexical.save(tmp / DOC_BM25_DIR)
-    if dense.kind != "flat":
+    if not external and dense.kind != "flat":
         dense.save(tmp / DENSE)
     _crash_point("writing")
     manifest = dict(manifest)
@@ -512,9 +520,9 @@ def _write_version(tmp: Path, *, manifest, clauses, text_shas, documents, vector
     manifest["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     manifest["clause_count"] = len(clauses)
     manifest["document_count"] = len(documents)
-    manifest["dense_index"] = dense.kind
+    manifest["dense_index"] = manifest.get("dense_index", "external") if external else dense.kind
     manifest["clause_order"] = clause_order_digest((c.clause_id for c in clauses), text_shas)
-    shapes: dict[str, Any] = {"vectors": list(vectors.shape), BM25_DIR: _bm25_shape(lexical)}
+    shapes: dict[str, Any] = {} if external else {"vectors": list(vectors.shape), BM25_DIR: _bm25_shape(lexical)}
     if doc_lexical is not None:
         shapes[DOC_BM25_DIR] = _bm25_shape(doc_lexical)
     manifest["shapes"] = shapes
@@ -664,7 +672,7 @@ class StoredIndex:
     manifest: dict[str, Any]
     clauses: list[Clause]
     documents: list[Document]
-    vectors: np.ndarray
+    vectors: np.ndarray | None  # None, and lexical and dense too, when an external backend holds them
     text_shas: list[str]
     lexical: Any
     dense: Any
@@ -709,15 +717,20 @@ def _load(index_dir: Path, directory: Path, manifest: dict[str, Any]) -> StoredI
         documents = [document_from_json(row) for row in _iter_jsonl(directory / DOCUMENTS)]
         _check_types(documents, Document, DOCUMENTS)
         _check_ids(clauses, text_shas, documents, manifest, clause_count, document_count)
-        vectors = np.load(directory / VECTORS, allow_pickle=False)
-        _check_vectors(vectors, len(clauses), dimension, manifest)
         shapes = manifest.get("shapes") if isinstance(manifest.get("shapes"), dict) else {}
         if manifest.get("format_version", FORMAT_VERSION) >= 2 and not shapes:
             raise _Corrupt("its manifest records no array shapes")
+        distinct = len({c.doc_id for c in clauses})
+        if is_external(manifest):
+            # vectors and clause BM25 are in the backend's engine, checked when the backend opens it
+            doc_lexical = _load_lexical(directory / DOC_BM25_DIR, distinct, manifest, shapes.get(DOC_BM25_DIR), DOC_BM25_DIR)
+            return StoredIndex(index_dir, manifest, clauses, documents, None, text_shas, None, None, doc_lexical,
+                               version_dir=directory)
+        vectors = np.load(directory / VECTORS, allow_pickle=False)
+        _check_vectors(vectors, len(clauses), dimension, manifest)
         lexical = _load_lexical(directory / BM25_DIR, len(clauses), manifest, shapes.get(BM25_DIR), BM25_DIR)
         doc_lexical = None
         if (directory / DOC_BM25_DIR).is_dir() or DOC_BM25_DIR in shapes:
-            distinct = len({c.doc_id for c in clauses})
             doc_lexical = _load_lexical(directory / DOC_BM25_DIR, distinct, manifest, shapes.get(DOC_BM25_DIR), DOC_BM25_DIR)
         if (directory / DENSE).is_file():
             dense = DenseIndex.load(directory / DENSE, vectors)
@@ -736,6 +749,11 @@ def _load(index_dir: Path, directory: Path, manifest: dict[str, Any]) -> StoredI
         ) from None
     return StoredIndex(index_dir, manifest, clauses, documents, vectors, text_shas, lexical, dense, doc_lexical,
                        version_dir=directory)
+
+
+def is_external(manifest: dict[str, Any]) -> bool:
+    """Does another engine than this directory hold the clause vectors and clause BM25?"""
+    return manifest.get("backend", "local") != "local"
 
 
 def _is_int(value) -> bool:
@@ -940,6 +958,9 @@ def rebuild_command(index_dir: Path, manifest: dict[str, Any] | None = None, *, 
     source = model or (manifest or {}).get("model_source")
     if source:
         parts.append(f"--model {source}")
+    milvus = (manifest or {}).get("milvus")
+    if (manifest or {}).get("backend") == "milvus" and isinstance(milvus, dict):
+        parts.append(f"--backend milvus --milvus-uri {milvus.get('uri')} --collection {milvus.get('collection')}")
     return " ".join(parts)
 
 
