@@ -200,7 +200,10 @@ class Retriever:
     def with_config(self, **changes) -> Retriever:
         """The same index searched with other parameters (for measuring them)."""
         other = Retriever.__new__(Retriever)
-        other.__dict__.update(self.__dict__)  # shares the backend: a Milvus Lite file opens once per process
+        # shares the state and the backend (a Milvus Lite file opens once per process), but not an
+        # instance attribute standing in for a method: pytest's monkeypatch leaves the bound
+        # method of this retriever behind, and the copy would search with this one's config
+        other.__dict__.update({name: value for name, value in self.__dict__.items() if not hasattr(Retriever, name)})
         other.config = replace(self.config, **changes)
         return other
 

@@ -163,3 +163,13 @@ def test_filter_values_of_the_wrong_type_are_refused(tiny):
         tiny.search("地源热泵", filters={"source": 5})
     with pytest.raises(AssistantError, match="filters"):
         tiny.search("地源热泵", filters=["b_zz.txt"])
+
+
+def test_with_config_searches_with_its_own_config_even_after_a_method_was_patched(tiny):
+    import copy
+
+    retriever = copy.copy(tiny)  # the fixture is shared: patch a copy
+    retriever.search = retriever.search  # what monkeypatch.setattr(retriever, "search", ...) leaves when undone
+    other = retriever.with_config(intent_weight=0.0)
+    assert other.search.__self__ is other and other.config.intent_weight == 0.0
+    assert retriever.config.intent_weight != 0.0
