@@ -55,13 +55,18 @@ def test_use_embedder_runs_through_sentence_transformers():
 
 
 def test_threads_follow_the_cores_this_process_may_use(monkeypatch):
+    import assistant.embedding as embedding_module
+
     monkeypatch.delenv("ASSISTANT_THREADS", raising=False)
     cores = min(8, len(os.sched_getaffinity(0)))
     assert available_threads() == cores
     monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.0, 0.0))
     assert encoder_threads() == cores  # idle machine: every core (not the package default of 4)
     monkeypatch.setattr(os, "getloadavg", lambda: (float(cores + 3), 0.0, 0.0))
+    monkeypatch.setattr(embedding_module, "_other_runnable_now", lambda: cores + 3)
     assert encoder_threads() == 1  # busy machine: spinning BLAS threads would stall each other
+    monkeypatch.setattr(embedding_module, "_other_runnable_now", lambda: 0)
+    assert encoder_threads() == cores  # the average still says busy, but the other job has ended
     monkeypatch.setenv("ASSISTANT_THREADS", "2")
     assert encoder_threads() == 2 and UseModule().threads == 2
 
