@@ -320,6 +320,21 @@ def test_serve_says_503_while_building_then_answers_on_loopback(tmp_path):
         server.wait(timeout=30)
 
 
+def record_servers(monkeypatch) -> list:
+    """The uvicorn servers serve() starts from now on (to stop them at the end of a test)."""
+    import uvicorn
+
+    servers, real_server = [], uvicorn.Server
+
+    class RecordedServer(real_server):
+        def __init__(self, config):
+            super().__init__(config)
+            servers.append(self)
+
+    monkeypatch.setattr(uvicorn, "Server", RecordedServer)
+    return servers
+
+
 def test_serve_says_ready_only_once_the_full_app_answers(tiny_index, tmp_path, monkeypatch):
     """While the full app (page, MCP) is still being put together the index is already loaded; the
     loading server must not say 200 then, or a client that trusts /healthz gets 404 from /mcp."""
@@ -329,8 +344,8 @@ def test_serve_says_ready_only_once_the_full_app_answers(tiny_index, tmp_path, m
 
     import assistant.api as api
 
-    assembling, release, servers = threading.Event(), threading.Event(), []
-    real_create_app, real_server = api.create_app, uvicorn.Server
+    assembling, release = threading.Event(), threading.Event()
+    real_create_app = api.create_app
 
     def slow_create_app(service, *, page=None, mcp_app=None):
         if page is not None:
@@ -338,13 +353,8 @@ def test_serve_says_ready_only_once_the_full_app_answers(tiny_index, tmp_path, m
             release.wait(120)
         return real_create_app(service, page=page, mcp_app=mcp_app)
 
-    class RecordedServer(real_server):
-        def __init__(self, config):
-            super().__init__(config)
-            servers.append(self)
-
     monkeypatch.setattr(api, "create_app", slow_create_app)
-    monkeypatch.setattr(uvicorn, "Server", RecordedServer)
+    servers = record_servers(monkeypatch)
     port = free_port()
     thread = threading.Thread(target=api.serve, kwargs={"index_dir": tiny_index, "corpus_dir": tmp_path, "port": port,
                                                         "mcp": True}, daemon=True)
@@ -375,21 +385,16 @@ def test_serve_loads_the_encoder_in_the_background_once_ready(tiny_index, tmp_pa
     import assistant.api as api
     from assistant.pipeline import Assistant
 
-    warmed, servers = threading.Event(), []
-    real_server, real_warm_up = uvicorn.Server, Assistant.warm_up
+    warmed = threading.Event()
+    real_warm_up = Assistant.warm_up
 
     def recorded_warm_up(self):
         real_warm_up(self)
         if self.retriever._embedder is not None:  # the encoder is loaded, not just requested
             warmed.set()
 
-    class RecordedServer(real_server):
-        def __init__(self, config):
-            super().__init__(config)
-            servers.append(self)
-
     monkeypatch.setattr(Assistant, "warm_up", recorded_warm_up)
-    monkeypatch.setattr(uvicorn, "Server", RecordedServer)
+    servers = record_servers(monkeypatch)
     port = free_port()
     thread = threading.Thread(target=api.serve, kwargs={"index_dir": tiny_index, "corpus_dir": tmp_path, "port": port},
                               daemon=True)
