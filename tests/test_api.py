@@ -340,8 +340,6 @@ def test_serve_says_ready_only_once_the_full_app_answers(tiny_index, tmp_path, m
     loading server must not say 200 then, or a client that trusts /healthz gets 404 from /mcp."""
     import threading
 
-    import uvicorn
-
     import assistant.api as api
 
     assembling, release = threading.Event(), threading.Event()
@@ -379,8 +377,6 @@ def test_serve_says_ready_only_once_the_full_app_answers(tiny_index, tmp_path, m
 def test_serve_loads_the_encoder_in_the_background_once_ready(tiny_index, tmp_path, monkeypatch):
     """After the page said ready, the first question used to wait ~13 s for torch and the encoder."""
     import threading
-
-    import uvicorn
 
     import assistant.api as api
     from assistant.pipeline import Assistant
