@@ -58,7 +58,10 @@ def available_threads() -> int:
     return max(1, min(MAX_THREADS, cores))
 
 
-BULK_TEXTS = 64  # a bulk encode (a build) rather than a question and its candidate sentences
+# A bulk encode (a build) rather than a question's candidate sentences, which come from 5 clauses
+# (at most 63 over 120 dev questions): these must not pay the thread check's ~0.1 s or switch
+# torch's threads under a running server.
+BULK_TEXTS = 256
 
 
 def encoder_threads() -> int:
