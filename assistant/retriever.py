@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.backends import Where, open_backend, top_positive
+from assistant.backends import Where, open_backend
 from assistant.errors import AssistantError
 from assistant.query import MAX_QUERY_CHARS, PreparedQuery, cities_named, clause_fits_cities, prepare_query, question_kinds
 from assistant.store import StoredIndex, check_compatible, load_index, read_manifest
@@ -259,8 +259,6 @@ class Retriever:
             return SearchResult(hits, mode=mode, dense_similarity=float(scores[0]) if len(scores) else None,
                                 query_vector=vector)
         return self._hybrid(text, k, where)
-
-    _top = staticmethod(top_positive)
 
     def _hybrid(self, text: str, k: int, where: Where) -> SearchResult:
         config = self.config
