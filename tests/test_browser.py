@@ -95,17 +95,22 @@ def _ask(driver, question: str):
     box.send_keys(Keys.ENTER)
 
 
-def _bot_messages(driver) -> list[str]:
-    """Texts of the assistant's chat messages (re-read when Gradio re-renders them mid-read)."""
+def _texts(driver, selector: str) -> list[str]:
+    """Texts of the elements the selector finds (re-read when Gradio re-renders them mid-read)."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     for _ in range(5):
         try:
-            return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#chat [data-testid='bot']")]
+            return [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
         except StaleElementReferenceException:
             continue
     return []
+
+
+def _bot_messages(driver) -> list[str]:
+    """Texts of the assistant's chat messages."""
+    return _texts(driver, "#chat [data-testid='bot']")
 
 
 def test_question_gets_cited_answer_and_sources(page_url, browser, tmp_path):
@@ -242,18 +247,6 @@ def hostile_page_url(tmp_path):
     )
     yield url
     app.close()
-
-
-def _texts(driver, selector: str) -> list[str]:
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-
-    for _ in range(5):
-        try:
-            return [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
-        except StaleElementReferenceException:
-            continue
-    return []
 
 
 def test_hostile_corpus_and_message_are_shown_as_text(hostile_page_url, browser, tmp_path):
