@@ -98,3 +98,15 @@ def test_the_light_encoder_searches_like_torch(bundled_index):
     for question in questions:
         ids = [[h.clause.clause_id for h in r.search(question, k=5)] for r in (light, heavy)]
         assert ids[0] == ids[1], question
+
+
+def test_the_erf_gelu_matches_the_exact_one():
+    from scipy.special import erf
+
+    from assistant.numpy_encoder import _gelu
+
+    x = np.concatenate([np.linspace(-12, 12, 20001), [0.0, -0.0, 1e-8, -1e-8]]).astype(np.float32)
+    exact = 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    ours = _gelu(x)
+    assert ours.dtype == np.float32
+    assert np.abs(ours - exact).max() < 2e-6
