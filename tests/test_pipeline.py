@@ -136,6 +136,34 @@ def test_a_precise_detail_the_top_sentences_do_not_state_is_flagged():
     assert not detail_missing(full_load, score_sentences(full_load, hits(HENAN_FULL_LOAD)))
 
 
+
+@pytest.mark.parametrize("question, kind, stating, not_stating", [
+    ("郑州市会展办在哪里办公，地址是什么", "address", "地址：郑州市金水路 115 号", "市会展办负责受理专项资金申请。"),
+    ("促消费电子券在哪个APP上领", "platform", "通过“云闪付”APP 领取消费券。", "发放促消费电子券 2000 万元。"),
+    ("领导小组的组长是谁", "person", "由副市长王某某同志任组长。", "成立领导小组，统筹推进创建工作。"),
+    ("百日竞赛哪家银行排第一", "ranking", "建设银行信贷投放位居全市第一名。", "对完成任务的银行给予通报表扬。"),
+])
+def test_an_address_platform_person_or_ranking_is_a_precise_detail(question, kind, stating, not_stating):
+    import dataclasses
+
+    from assistant.abstention import detail_missing
+    from assistant.compose import fact_missing_headline
+    from assistant.query import detail_kinds
+    from assistant.sentences import Sentence, ScoredSentence
+
+    profile = QueryProfile.of(question)
+    assert kind in [k.name for k in detail_kinds(question)]
+
+    def scored(text):
+        clause = dataclasses.replace(HEBI_ART6, text=text)
+        return [ScoredSentence(Sentence(clause, text, 0, len(text)), 1, 0.5, 0.5, False, 0.5)]
+
+    assert not detail_missing(profile, scored(stating))
+    assert detail_missing(profile, scored(not_stating))
+    shown = next(k.shown for k in detail_kinds(question) if k.name == kind)
+    assert shown in fact_missing_headline(profile)
+
+
 def test_numbers_and_ordinals_the_clause_lacks_are_counted():
     from assistant.abstention import city_unconfirmed, specifics_missing
     from assistant.query import question_specifics
