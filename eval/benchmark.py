@@ -348,10 +348,11 @@ def run_scale(scale: int, n_queries: int, hnsw: bool, cli_runs: int, keep: Path 
     """Build in one process, load and query in a fresh one, then (x1) time whole CLI commands.
     With ``keep``, the work directory is ``keep/x<scale>`` and stays (to time loads again without
     rebuilding: ``--load-worker <scale> --workdir keep/x<scale>/index/x<scale>``)."""
-    if keep is not None:
+    if keep is not None:  # an embedding cache left there by an earlier run is reused
         workdir = Path(keep) / f"x{scale}"
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
+        for name in ("index", "corpus", "synthetic", "base-index"):
+            shutil.rmtree(workdir / name, ignore_errors=True)
+        workdir.mkdir(parents=True, exist_ok=True)
     else:
         workdir = Path(tempfile.mkdtemp(prefix=f"bench-x{scale}-"))
     try:
