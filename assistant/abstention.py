@@ -30,6 +30,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 
+from assistant.clause_table import ClauseTable, column
 from assistant.query import QueryProfile, cities_named, compact, term_forms
 from assistant.sentences import ScoredSentence
 from assistant.types import Clause, Hit
@@ -49,12 +50,31 @@ class TermRarity:
     """
 
     def __init__(self, clauses: Iterable[Clause]):
-        self._texts = [compact(c.doc_title + "".join(c.section_path) + c.text) for c in clauses]
+        # the clauses' matching texts are made on first use, not here: ~9 s at 100x the bundled
+        # corpus (NFKC of every clause), which a process that never asks for an IDF (search, a
+        # bm25 eval) should not wait for; serve's warm-up question makes them
+        self._clauses = clauses
+        self._matching: list[str] | None = None
         self._idf: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    @property
+    def _texts(self) -> list[str]:
+        if self._matching is None:
+            with self._lock:
+                if self._matching is None:
+                    clauses = self._clauses
+                    if isinstance(clauses, ClauseTable):  # whole columns, not a Clause per row
+                        parts = zip(column(clauses, "doc_title"), column(clauses, "section_path"), column(clauses, "text"))
+                    else:
+                        parts = ((c.doc_title, c.section_path, c.text) for c in clauses)
+                    self._matching = [compact(title + "".join(path) + text) for title, path, text in parts]
+                    self._clauses = None
+        return self._matching
+
     def document_frequency(self, term: str) -> int:
-        return max(sum(form in text for text in self._texts) for form in term_forms(term))
+        texts = self._texts
+        return max(sum(form in text for text in texts) for form in term_forms(term))
 
     def idf(self, term: str) -> float:
         value = self._idf.get(term)

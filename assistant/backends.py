@@ -9,7 +9,7 @@ questions about the clauses of one index, each restricted by the same filters:
   scores for every candidate and its rank in each list (0 = not in that list): a :class:`Candidates`.
 
 and fetches clauses by id (``clauses(ids)``). Row numbers index the index's clause list
-(``StoredIndex.clauses``, in ``clauses.jsonl`` order), which both backends keep locally. The fusion,
+(``StoredIndex.clauses``, in the index's clause order), which both backends keep locally. The fusion,
 the document prior, the request-kind bonus, the city check, learned reranking and the composer all
 run on what ``candidates`` returns, so they are the same code for every backend.
 
@@ -30,6 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
+from assistant.clause_table import column
 from assistant.errors import AssistantError
 from assistant.types import Clause
 
@@ -105,7 +106,7 @@ def top_positive(scores: np.ndarray, k: int) -> np.ndarray:
 class ClauseList:
     """Clauses by id from the index's own clause list (both backends keep the metadata locally)."""
 
-    def __init__(self, clauses: list[Clause], index_dir):
+    def __init__(self, clauses: Sequence[Clause], index_dir):
         self._clauses = clauses
         self._index_dir = index_dir
         self._position: dict[str, int] | None = None
@@ -114,7 +115,7 @@ class ClauseList:
     def position(self) -> dict[str, int]:
         """clause id -> row (built on first use: the local backend's searches never need it)."""
         if self._position is None:
-            self._position = {c.clause_id: i for i, c in enumerate(self._clauses)}
+            self._position = {clause_id: i for i, clause_id in enumerate(column(self._clauses, "clause_id"))}
         return self._position
 
     def clauses(self, clause_ids: Sequence[str]) -> list[Clause]:

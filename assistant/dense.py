@@ -35,10 +35,30 @@ def _single_thread_search() -> None:
     faiss.omp_set_num_threads(1)
 
 
+class _Storage:
+    """Keeps a FAISS index alive for as long as a numpy view of its vectors is (the view's base)."""
+
+    def __init__(self, index, view: np.ndarray):
+        self.index = index
+        self.__array_interface__ = view.__array_interface__
+
+
+def _flat_storage(index, rows: int, dimension: int) -> np.ndarray:
+    """The (rows, dimension) float32 vectors an exact FAISS index holds, as a writable numpy view."""
+    import faiss
+
+    if rows == 0:
+        return np.zeros((0, dimension), dtype=np.float32)
+    view = faiss.rev_swig_ptr(index.get_xb(), rows * dimension).reshape(rows, dimension)
+    return np.asarray(_Storage(index, view))
+
+
 class DenseIndex:
     def __init__(self, index, vectors: np.ndarray):
         self.index = index
-        self.vectors = vectors  # kept for exact filtered search and for cache reuse
+        # kept for exact filtered search and for cache reuse; for an exact index this is a view of
+        # FAISS's own storage, so the vectors are held once
+        self.vectors = vectors
 
     @property
     def kind(self) -> str:
@@ -64,11 +84,29 @@ class DenseIndex:
             index.hnsw.efSearch = HNSW_EF_SEARCH
             faiss.omp_set_num_threads(encoder_threads())  # building the graph does use threads well
         else:
-            index = faiss.IndexFlatIP(dimension)
+            flat = cls.flat(len(vectors), dimension)
+            flat.vectors[:] = vectors  # what index.add does for a flat index, without a second copy kept
+            return flat
         if len(vectors):
             index.add(vectors)
         _single_thread_search()
         return cls(index, vectors)
+
+    @classmethod
+    def flat(cls, rows: int, dimension: int) -> DenseIndex:
+        """An exact index of ``rows`` vectors, all zero until the caller fills ``.vectors`` (a
+        writable view of FAISS's own storage: fill it in place, e.g. straight from a file)."""
+        import faiss
+
+        index = faiss.IndexFlatIP(dimension)
+        if rows:
+            try:
+                index.codes.resize(rows * dimension * 4)  # float32 codes, uninitialised until filled
+                index.ntotal = rows
+            except AttributeError:  # a FAISS whose codes vector is not exposed to Python
+                index.add(np.zeros((rows, dimension), dtype=np.float32))
+        _single_thread_search()
+        return cls(index, _flat_storage(index, rows, dimension))
 
     def search(self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, row ids) for one query vector, best first; ``allowed`` restricts to those rows."""

@@ -461,7 +461,9 @@ def build_index_on_ray(corpus_dir, index_dir, *, address: str | None = LOCAL, pr
 
 # --- checking that two builds made the same index -------------------------------------------------
 
-SAME_FILES = ("clauses.jsonl", "documents.jsonl")  # byte-identical between builds of one corpus
+# byte-identical between builds of one corpus (the clause table of format 4, clauses.jsonl before)
+SAME_FILES = ("clauses/table.json", "clauses/codes.npy", "clauses/numbers.npy", "clauses/text.bin",
+              "clauses/offsets.npy", "documents.jsonl")
 MANIFEST_KEYS = ("model_id", "dimension", "chunker_version", "bm25", "search", "files", "clause_count",
                  "document_count", "clause_order", "shapes")
 
@@ -470,7 +472,7 @@ def index_differences(a_dir, b_dir, *, atol: float = 2e-3, min_cosine: float = 0
     """What differs between two index directories, beyond what two builds of one corpus may differ
     in (build time, version, corpus path, the vectors' last bits); [] when they are the same index.
 
-    Checks the manifests' content keys, clauses.jsonl and documents.jsonl byte for byte, the
+    Checks the manifests' content keys, the clause table and documents.jsonl byte for byte, the
     clauses and text hashes, both BM25 indexes (vocabulary and score matrices exactly), and the
     vectors to ``atol`` per component and ``min_cosine`` per row.
     """
@@ -479,8 +481,9 @@ def index_differences(a_dir, b_dir, *, atol: float = 2e-3, min_cosine: float = 0
     a, b = load_index(Path(a_dir)), load_index(Path(b_dir))
     problems = [f"manifest {key}: {a.manifest.get(key)!r} != {b.manifest.get(key)!r}"
                 for key in MANIFEST_KEYS if a.manifest.get(key) != b.manifest.get(key)]
-    for name in SAME_FILES:
-        if a.manifest["contents"][name]["sha256"] != b.manifest["contents"][name]["sha256"]:
+    for name in SAME_FILES + ("clauses.jsonl",):
+        x, y = a.manifest["contents"].get(name), b.manifest["contents"].get(name)
+        if (x or y) and (x or {}).get("sha256") != (y or {}).get("sha256"):
             problems.append(f"{name} differs")
     if [c.clause_id for c in a.clauses] != [c.clause_id for c in b.clauses]:
         problems.append("clause ids or their order differ")

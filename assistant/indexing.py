@@ -153,14 +153,15 @@ def build_index(
                              embedder=embedder, model=model, chunker=chunker, files=files, config=config, force=force,
                              progress=progress, started=started, encoded=encoded, reused=reused,
                              encode_seconds=encode_seconds)
-    lexical = LexicalIndex.build([], tokenizer, ids=clause_ids, vocab=vocab)
-    document_ids = _document_ids(clauses, clause_ids)
-    # the documents' ids are a copy: free the clauses' before the second BM25 index is built,
-    # where a x100 corpus peaks (75M token ids are 300 MB each way)
-    del clause_ids
-    doc_lexical = LexicalIndex.build([], tokenizer, ids=document_ids, vocab=vocab)
-    del document_ids
+    # the FAISS index first, and its storage is then the only copy of the vectors (before the BM25
+    # builds, where a x100 build peaks)
     dense = DenseIndex.build(vectors)
+    vectors = dense.vectors
+    lexical = LexicalIndex.build([], tokenizer, ids=clause_ids, vocab=vocab)
+    # whole documents' ids are joined one document at a time as the build reads them, not held
+    # as a second copy of every token id (300 MB at x100)
+    doc_lexical = LexicalIndex.build([], tokenizer, ids=_document_ids(clauses, clause_ids), vocab=vocab)
+    del clause_ids
     manifest = _manifest(embedder, model, chunker, config, corpus_dir, files, "local")
     _say(progress, f"写入索引 / writing {index_dir} ...")
     manifest = write_index(index_dir, manifest=manifest, clauses=clauses, text_shas=shas,
@@ -260,12 +261,29 @@ def _report_skipped(corpus, progress: bool) -> None:
     print(f"跳过 {len(skipped)} 个无法读取的文件 / {len(skipped)} file(s) skipped", file=sys.stderr, flush=True)
 
 
-def _document_ids(clauses: Sequence[Clause], clause_ids: Sequence[np.ndarray]) -> list[np.ndarray]:
+class _DocumentIds(Sequence):
+    """Token ids of whole documents (their clauses' ids joined), in order of first appearance;
+    each document's joined when asked for, so that the document BM25 build holds one at a time."""
+
+    def __init__(self, clauses: Sequence[Clause], clause_ids: Sequence[np.ndarray]):
+        groups: dict[str, list[int]] = {}
+        for n, clause in enumerate(clauses):
+            groups.setdefault(clause.doc_id, []).append(n)
+        self._groups = list(groups.values())
+        self._ids = clause_ids
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def __getitem__(self, n):
+        if isinstance(n, slice):
+            return [self[i] for i in range(*n.indices(len(self)))]
+        return np.concatenate([self._ids[i] for i in self._groups[n]])
+
+
+def _document_ids(clauses: Sequence[Clause], clause_ids: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
     """Token ids of whole documents (their clauses' ids joined), in order of first appearance."""
-    documents: dict[str, list[np.ndarray]] = {}
-    for clause, ids in zip(clauses, clause_ids):
-        documents.setdefault(clause.doc_id, []).append(ids)
-    return [np.concatenate(parts) for parts in documents.values()]
+    return _DocumentIds(clauses, clause_ids)
 
 
 def _seed_cache_from_index(cache, index_dir: Path) -> None:

@@ -45,7 +45,7 @@ score from a third search restricted to their ids; every candidate's vector is f
 cosine computed here, exactly as the local backend does.
 
 What stays local, as a first step (see the closing note of issue 15): the clause and document
-metadata (``clauses.jsonl``, ``documents.jsonl``) and the document-level BM25 (``bm25_docs/``, the
+metadata (``clauses/``, ``documents.jsonl``) and the document-level BM25 (``bm25_docs/``, the
 document prior of the hybrid mode, with the tokenizer), in the index directory as for the local
 backend. Row numbers index that clause list; clause ids map Milvus entities to rows. The collection
 holds every clause field as well (``MilvusBackend.clauses`` reads them back), so that moving the

@@ -39,12 +39,16 @@ def document_payload(document: Document, clause_count: int) -> dict[str, Any]:
 
 def documents_payload(retriever) -> dict[str, Any]:
     """Every document with its 文号, file and city, plus the distinct files and cities (what filters take)."""
-    counts: dict[str, int] = {}
-    for clause in retriever.clauses:
-        counts[clause.doc_id] = counts.get(clause.doc_id, 0) + 1
+    from collections import Counter
+
+    from assistant.clause_table import column, factorize
+
+    # whole columns, not a Clause per row (an index's clauses are made on access)
+    counts = Counter(column(retriever.clauses, "doc_id"))
     documents = [document_payload(d, counts.get(d.doc_id, 0)) for d in retriever.documents]
-    files = sorted({d.source for d in retriever.documents} | {c.source for c in retriever.clauses})
-    cities = sorted({d.city for d in retriever.documents if d.city} | {c.city for c in retriever.clauses if c.city})
+    files = sorted({d.source for d in retriever.documents} | set(factorize(retriever.clauses, "source")[0]))
+    cities = sorted({d.city for d in retriever.documents if d.city}
+                    | {city for city in factorize(retriever.clauses, "city")[0] if city})
     return {"documents": documents, "files": files, "cities": cities}
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from assistant.backends import Where, open_backend
+from assistant.clause_table import column, factorize
 from assistant.errors import AssistantError
 from assistant.query import MAX_QUERY_CHARS, PreparedQuery, cities_named, clause_fits_cities, prepare_query, question_kinds
 from assistant.store import StoredIndex, check_compatible, load_index, read_manifest
@@ -95,6 +97,12 @@ class SearchConfig:
         return cls(**data)
 
 
+def _factorize_list(values: list) -> tuple[list, np.ndarray]:
+    positions: dict[Any, int] = {}
+    codes = np.array([positions.setdefault(v, len(positions)) for v in values], dtype=np.int64)
+    return list(positions), codes
+
+
 def _as_list(value: Any, key: str) -> list[str]:
     if value is None:
         return []
@@ -113,7 +121,7 @@ class Retriever:
         self.stored = stored
         self.index_dir = stored.index_dir
         self.manifest = stored.manifest
-        self.clauses: list[Clause] = stored.clauses
+        self.clauses: Sequence[Clause] = stored.clauses  # a ClauseTable when read from disk: clauses made on access
         self.documents: list[Document] = stored.documents
         self.lexical = stored.lexical  # None for an index whose backend is not local
         self.doc_lexical = stored.doc_lexical
@@ -133,18 +141,25 @@ class Retriever:
         # One-shot commands encode a question and a few sentences: numpy (assistant.numpy_encoder)
         # does that without the seconds torch takes to import; long-lived processes keep torch's bf16.
         self.light_query_encoder = light_query_encoder
-        self._position = {c.clause_id: i for i, c in enumerate(self.clauses)}
-        self._by_doc: dict[str, list[int]] = {}
-        for i, clause in enumerate(self.clauses):
-            self._by_doc.setdefault(clause.doc_id, []).append(i)
+        # per-clause maps from whole columns (assistant.clause_table), never a Clause per row
+        self._position = {clause_id: i for i, clause_id in enumerate(column(self.clauses, "clause_id"))}
+        doc_ids, doc_rows = factorize(self.clauses, "doc_id")  # documents in order of first appearance
+        self._clause_doc_row = doc_rows  # same order as the document BM25
+        order = np.argsort(doc_rows, kind="stable")
+        ends = np.cumsum(np.bincount(doc_rows, minlength=len(doc_ids)))
+        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        self._by_doc: dict[str, list[int]] = {doc_id: order[start:end].tolist()
+                                              for doc_id, start, end in zip(doc_ids, starts.tolist(), ends.tolist())}
         self._doc_city = {d.doc_id: d.city for d in self.documents}
-        doc_rows = {doc_id: n for n, doc_id in enumerate(self._by_doc)}  # same order as the document BM25
-        self._clause_doc_row = np.array([doc_rows[c.doc_id] for c in self.clauses], dtype=np.int64)
-        self._columns = {
-            "source": np.array([c.source for c in self.clauses], dtype=object),
-            "doc_id": np.array([c.doc_id for c in self.clauses], dtype=object),
-            "city": np.array([c.city or self._doc_city.get(c.doc_id) or "" for c in self.clauses], dtype=object),
-        }
+        # filter key -> (distinct values, each clause's position among them); a clause's city is
+        # its own, else its document's, else ""
+        self._columns = {"source": factorize(self.clauses, "source"), "doc_id": (doc_ids, doc_rows)}
+        cities, city_rows = factorize(self.clauses, "city")
+        width = max(len(doc_ids), 1)
+        pairs, pair_rows = np.unique(city_rows * width + doc_rows, return_inverse=True)  # (city, document) pairs
+        effective = [cities[pair // width] or self._doc_city.get(doc_ids[pair % width]) or "" for pair in pairs.tolist()]
+        city_values, pair_city = _factorize_list(effective)
+        self._columns["city"] = (city_values, pair_city[pair_rows.reshape(-1)])
 
     # --- opening ----------------------------------------------------------------------------------
 
@@ -229,7 +244,9 @@ class Retriever:
             if not values:
                 continue
             active = True
-            mask &= np.isin(self._columns[key], values)
+            distinct, rows = self._columns[key]
+            wanted = set(values)
+            mask &= np.isin(rows, [n for n, value in enumerate(distinct) if value in wanted])
         return np.flatnonzero(mask) if active else None
 
     def encode_query(self, text: str) -> np.ndarray:

@@ -4,7 +4,7 @@
 layout and one manifest schema, and the validation of each file sits beside the code that reads
 it; the compatibility test is here too. Splitting the per-file checks out is the next cut.)
 
-Layout of ``index/<name>/`` (format version 2)::
+Layout of ``index/<name>/`` (format version 4; 2 and 3 had clauses.jsonl instead of clauses/)::
 
     current -> v-20261201T235308Z-12345-9f3a2c   symlink to the version in use; replaced with
                                                   os.replace, the single step that switches versions
@@ -12,14 +12,16 @@ Layout of ``index/<name>/`` (format version 2)::
         manifest.json     format version, model id, dimension, chunker version, sha256 of each
                           corpus file, build time, clause count, the shapes of the arrays, a digest
                           of the clause order, and size + sha256 + quick_sha256 of every file below
-        clauses.jsonl     one Clause per line (plus its text hash, the embedding-cache key)
+        clauses/          the clauses by column (assistant.clause_table), with each text's hash
+                          (the embedding-cache key); read back as a ClauseTable, clauses made on access
         documents.jsonl   one Document per line
-        vectors.npy       (clauses, dimension) float32, unit rows, same order as clauses.jsonl
+        vectors.npy       (clauses, dimension) float32, unit rows, in clause order; a flat index
+                          reads it straight into FAISS's storage, which is then the only copy
         bm25/             bm25s index files + the tokenizer's user dictionary
         bm25_docs/        BM25 over whole documents (document prior of the hybrid mode)
         dense.faiss       only for an HNSW index (a flat index is rebuilt from vectors.npy in ms)
     manifest.json -> current/manifest.json        fixed entry points, so that ``index/<name>/<file>``
-    clauses.jsonl -> current/clauses.jsonl        keeps working for every reader; they never change
+    clauses -> current/clauses                    keeps working for every reader; they never change
     ...                                           (one per top-level name of a version)
     .lock                                         held (flock) by the build writing a version
     .tmp-<pid>-<stamp>/                           a version being written (a build killed meanwhile
@@ -55,27 +57,29 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from assistant.clause_table import ClauseTableError, column, factorize, read_clause_table, write_clause_table
 from assistant.errors import AssistantError
 from assistant.paths import DEFAULT_CORPUS_DIR
 from assistant.types import Clause, Document, index_text_of
 
-FORMAT_VERSION = 3  # 3: clauses.jsonl leaves out an index_text that is title + section + text
-READABLE_FORMAT_VERSIONS = (1, 2, 3)  # 1: the files directly in the index directory, fewer checks
+FORMAT_VERSION = 4  # 4: clauses/ (columnar, assistant.clause_table) instead of clauses.jsonl
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)  # 1: the files directly in the index directory, fewer checks
 MANIFEST = "manifest.json"
-CLAUSES = "clauses.jsonl"
+CLAUSES = "clauses.jsonl"  # formats 1-3 (3: a row leaves out an index_text that is title + section + text)
+CLAUSE_TABLE = "clauses"
 DOCUMENTS = "documents.jsonl"
 VECTORS = "vectors.npy"
 BM25_DIR = "bm25"
 DOC_BM25_DIR = "bm25_docs"
 DENSE = "dense.faiss"
-ENTRY_NAMES = (MANIFEST, CLAUSES, DOCUMENTS, VECTORS, BM25_DIR, DOC_BM25_DIR, DENSE)
+ENTRY_NAMES = (MANIFEST, CLAUSE_TABLE, CLAUSES, DOCUMENTS, VECTORS, BM25_DIR, DOC_BM25_DIR, DENSE)
 CURRENT = "current"
 VERSION_PREFIX = "v-"
 TMP_PREFIX = ".tmp-"
@@ -221,10 +225,12 @@ def _jsonl_blocks(path: Path, lines_per_block: int = 4096) -> Iterator[list[dict
 
 def clause_order_digest(clause_ids, text_shas) -> str:
     """sha256 of the clause ids and text hashes in index order (recorded at build, checked on load:
-    rows of clauses.jsonl reordered would pair every clause with another clause's vector)."""
+    clause rows reordered would pair every clause with another clause's vector)."""
     digest = hashlib.sha256()
-    for clause_id, sha in zip(clause_ids, text_shas):
-        digest.update(f"{clause_id}\t{sha}\n".encode("utf-8"))
+    # a block of rows per update: one update per row cost ~0.3 s at 100x
+    pairs = zip(clause_ids, text_shas)
+    while block := list(itertools.islice(pairs, 65536)):
+        digest.update("".join(f"{clause_id}\t{sha}\n" for clause_id, sha in block).encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -504,7 +510,7 @@ def _write_version(tmp: Path, *, manifest, clauses, text_shas, documents, vector
         raise ValueError("an index without local vectors takes no clause BM25 or dense index, and needs doc_lexical")
     if not external:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    _write_jsonl(tmp / CLAUSES, ({**clause_to_json(c), "text_sha": s} for c, s in zip(clauses, text_shas)))
+    write_clause_table(tmp / CLAUSE_TABLE, clauses, text_shas)
     _write_jsonl(tmp / DOCUMENTS, (document_to_json(d) for d in documents))
     if not external:
         np.save(tmp / VECTORS, vectors)
@@ -670,7 +676,7 @@ def verify_index(index_dir: Path) -> dict[str, Any]:
 class StoredIndex:
     index_dir: Path
     manifest: dict[str, Any]
-    clauses: list[Clause]
+    clauses: Sequence[Clause]  # a ClauseTable (clauses made on access) when read from a format-4 index
     documents: list[Document]
     vectors: np.ndarray | None  # None, and lexical and dense too, when an external backend holds them
     text_shas: list[str]
@@ -713,20 +719,26 @@ def _load(index_dir: Path, directory: Path, manifest: dict[str, Any]) -> StoredI
 
     try:
         dimension, clause_count, document_count = _manifest_numbers(manifest)
-        clauses, text_shas = _read_clauses(directory / CLAUSES)
+        if manifest.get("format_version", FORMAT_VERSION) >= 4:
+            clauses, text_shas = read_clause_table(directory / CLAUSE_TABLE)
+        else:
+            clauses, text_shas = _read_clauses(directory / CLAUSES)
         documents = [document_from_json(row) for row in _iter_jsonl(directory / DOCUMENTS)]
         _check_types(documents, Document, DOCUMENTS)
         _check_ids(clauses, text_shas, documents, manifest, clause_count, document_count)
         shapes = manifest.get("shapes") if isinstance(manifest.get("shapes"), dict) else {}
         if manifest.get("format_version", FORMAT_VERSION) >= 2 and not shapes:
             raise _Corrupt("its manifest records no array shapes")
-        distinct = len({c.doc_id for c in clauses})
+        distinct = len(factorize(clauses, "doc_id")[0])
         if is_external(manifest):
             # vectors and clause BM25 are in the backend's engine, checked when the backend opens it
             doc_lexical = _load_lexical(directory / DOC_BM25_DIR, distinct, manifest, shapes.get(DOC_BM25_DIR), DOC_BM25_DIR)
             return StoredIndex(index_dir, manifest, clauses, documents, None, text_shas, None, None, doc_lexical,
                                version_dir=directory)
-        vectors = np.load(directory / VECTORS, allow_pickle=False)
+        flat = None
+        if not (directory / DENSE).is_file():
+            flat = _read_flat(directory / VECTORS, len(clauses), dimension)
+        vectors = np.load(directory / VECTORS, allow_pickle=False) if flat is None else flat.vectors
         _check_vectors(vectors, len(clauses), dimension, manifest)
         lexical = _load_lexical(directory / BM25_DIR, len(clauses), manifest, shapes.get(BM25_DIR), BM25_DIR)
         doc_lexical = None
@@ -739,11 +751,11 @@ def _load(index_dir: Path, directory: Path, manifest: dict[str, Any]) -> StoredI
         elif manifest.get("dense_index", "flat") != "flat":
             raise _Corrupt(f"{DENSE} is missing for its {manifest.get('dense_index')} dense index")
         else:
-            dense = DenseIndex.build(vectors, kind="flat")
+            dense = flat if flat is not None else DenseIndex.build(vectors, kind="flat")
     except AssistantError:
         raise
     except Exception as error:  # json, numpy, bm25s and faiss each raise their own types
-        detail = str(error) if isinstance(error, _Corrupt) else f"{type(error).__name__}: {error}"
+        detail = str(error) if isinstance(error, (_Corrupt, ClauseTableError)) else f"{type(error).__name__}: {error}"
         raise AssistantError(
             f"the index at {index_dir} is corrupt or unreadable ({detail}); {rebuild_hint(index_dir)}"
         ) from None
@@ -836,13 +848,13 @@ def _check_ids(clauses, text_shas, documents, manifest, clause_count: int, docum
         raise _Corrupt(f"{len(clauses)} clauses, manifest says {clause_count}")
     if document_count is not None and len(documents) != document_count:
         raise _Corrupt(f"{len(documents)} documents, manifest says {document_count}")
-    clause_ids = [c.clause_id for c in clauses]
+    clause_ids = column(clauses, "clause_id")
     if len(set(clause_ids)) != len(clause_ids):
-        raise _Corrupt(f"{CLAUSES} repeats a clause id")
+        raise _Corrupt(f"{CLAUSES if isinstance(clauses, list) else CLAUSE_TABLE} repeats a clause id")
     doc_ids = {d.doc_id for d in documents}
     if len(doc_ids) != len(documents):
         raise _Corrupt(f"{DOCUMENTS} repeats a document id")
-    unknown = next((c.doc_id for c in clauses if c.doc_id not in doc_ids), None)
+    unknown = next((doc_id for doc_id in factorize(clauses, "doc_id")[0] if doc_id not in doc_ids), None)
     if unknown is not None:
         raise _Corrupt(f"a clause belongs to document {unknown!r}, which {DOCUMENTS} does not hold")
     expected = manifest.get("clause_order")
@@ -850,7 +862,31 @@ def _check_ids(clauses, text_shas, documents, manifest, clause_count: int, docum
         if manifest.get("format_version", FORMAT_VERSION) >= 2:
             raise _Corrupt("its manifest records no clause order")
     elif clause_order_digest(clause_ids, text_shas) != expected:
-        raise _Corrupt(f"the clauses in {CLAUSES} are not in the order the index was built with")
+        raise _Corrupt(f"the clauses in {CLAUSES if isinstance(clauses, list) else CLAUSE_TABLE} are not in "
+                       f"the order the index was built with")
+
+
+def _read_flat(path: Path, rows: int, dimension: int):
+    """vectors.npy read straight into the storage of an exact FAISS index, so that the vectors are
+    held once (FAISS's copy is ``DenseIndex.vectors``); None when the file is not a C-order float32
+    (rows, dimension) array, which np.load then reads for :func:`_check_vectors` to name the problem."""
+    from assistant.dense import DenseIndex
+
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(handle)
+        if dtype != np.float32 or fortran_order or tuple(shape) != (rows, dimension):
+            return None
+        dense = DenseIndex.flat(rows, dimension)
+        target = memoryview(dense.vectors.reshape(-1)).cast("B")
+        done = 0
+        while done < len(target):
+            got = handle.readinto(target[done:])
+            if not got:
+                raise _Corrupt(f"{VECTORS} ends after {done} of its {len(target)} bytes of vectors")
+            done += got
+    return dense
 
 
 def _check_vectors(vectors: np.ndarray, rows: int, dimension: int, manifest) -> None:

@@ -116,9 +116,11 @@ CSS = """
 def corpus_choices(retriever) -> tuple[list[tuple[str, str]], list[str]]:
     """Filter choices: (label, file name) for each corpus file, and the cities of the documents."""
     documents = list(getattr(retriever, "documents", []) or [])
+    from assistant.clause_table import factorize
+
     per_file: dict[str, list[str]] = {}
-    for clause in retriever.clauses:
-        per_file.setdefault(clause.source, [])
+    for source in factorize(retriever.clauses, "source")[0]:  # a column, not a Clause per row
+        per_file.setdefault(source, [])
     for doc in documents:
         per_file.setdefault(doc.source, []).append(doc.city or "")
     files = []
@@ -128,7 +130,7 @@ def corpus_choices(retriever) -> tuple[list[tuple[str, str]], list[str]]:
         where = "、".join(cities[:2]) + ("等" if len(cities) > 2 else "")
         label = f"{name}（{count} 篇{'，' + where if where else ''}）" if count else name
         files.append((label, name))
-    cities = sorted({d.city for d in documents if d.city} | {c.city for c in retriever.clauses if c.city})
+    cities = sorted({d.city for d in documents if d.city} | {c for c in factorize(retriever.clauses, "city")[0] if c})
     return files, cities
 
 

@@ -2,6 +2,8 @@
 
     python eval/benchmark.py                       # scales 1, 10, 100; prints a table, writes JSON
     python eval/benchmark.py --scales 1 --queries 50 --out /tmp/bench.json
+    python eval/benchmark.py --scales 100 --cli-runs 0 --keep /tmp/bench   # keeps /tmp/bench/x100/index/x100
+    python eval/benchmark.py --load-worker 100 --workdir /tmp/bench/x100/index/x100 --no-hnsw   # time its load again
 
 Each scale is built in one subprocess and loaded and queried in a fresh one, so that each peak
 memory (ru_maxrss) is that phase's own. At x1 the same run times whole CLI commands (median of
@@ -342,9 +344,17 @@ def _worker(args: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_scale(scale: int, n_queries: int, hnsw: bool, cli_runs: int) -> dict:
-    """Build in one process, load and query in a fresh one, then (x1) time whole CLI commands."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"bench-x{scale}-"))
+def run_scale(scale: int, n_queries: int, hnsw: bool, cli_runs: int, keep: Path | None = None) -> dict:
+    """Build in one process, load and query in a fresh one, then (x1) time whole CLI commands.
+    With ``keep``, the work directory is ``keep/x<scale>`` and stays (to time loads again without
+    rebuilding: ``--load-worker <scale> --workdir keep/x<scale>/index/x<scale>``)."""
+    if keep is not None:  # an embedding cache left there by an earlier run is reused
+        workdir = Path(keep) / f"x{scale}"
+        for name in ("index", "corpus", "synthetic", "base-index"):
+            shutil.rmtree(workdir / name, ignore_errors=True)
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix=f"bench-x{scale}-"))
     try:
         result = _worker(["--build-worker", str(scale), "--workdir", str(workdir)])
         if "error" in result:
@@ -359,7 +369,8 @@ def run_scale(scale: int, n_queries: int, hnsw: bool, cli_runs: int) -> dict:
             result["cli"] = run_cli(Path(index_dir), cli_runs)
         return result
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _fig(entry: dict | None) -> str:
@@ -429,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cli-runs", type=int, default=5, help="runs of each whole CLI command at x1 (0: skip)")
     parser.add_argument("--no-hnsw", action="store_true", help="skip the HNSW-vs-flat measurement")
     parser.add_argument("--out", default=None, help="write the JSON here too")
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="build in DIR/x<scale> and keep it (the built index is DIR/x<scale>/index/x<scale>)")
     parser.add_argument("--build-worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--load-worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -445,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for scale in [int(s) for s in args.scales.split(",") if s.strip()]:
         print(f"running scale x{scale} ...", file=sys.stderr, flush=True)
-        results.append(run_scale(scale, args.queries, not args.no_hnsw, args.cli_runs))
+        results.append(run_scale(scale, args.queries, not args.no_hnsw, args.cli_runs,
+                                 Path(args.keep) if args.keep else None))
     payload = {"command": "python eval/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "loadavg_1m": os.getloadavg()[0]},
                "results": results}

@@ -364,9 +364,15 @@ def _nan_vector(d: Path) -> None:
 
 
 def _shuffle_clauses(d: Path) -> None:
-    lines = (d / "clauses.jsonl").read_text(encoding="utf-8").splitlines()
-    lines = lines[1:] + lines[:1] if len(lines) > 1 else lines
-    (d / "clauses.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    """The clause table's rows rotated by one (each clause keeps its own text hash)."""
+    from assistant.clause_table import read_clause_table, write_clause_table
+
+    table, shas = read_clause_table(d / "clauses")
+    clauses, shas = list(table), list(shas)
+    if len(clauses) > 1:
+        clauses, shas = clauses[1:] + clauses[:1], shas[1:] + shas[:1]
+    shutil.rmtree(d / "clauses")
+    write_clause_table(d / "clauses", clauses, shas)
 
 
 def _json_file(name: str, change):
@@ -380,18 +386,20 @@ def corrupt_cases(directory: Path, *, quick: bool) -> list[tuple[str, object, bo
     """(name, mutate(version_dir), resign afterwards) for every damage to try."""
     names = sorted(json.loads((directory / MANIFEST).read_text(encoding="utf-8"))["contents"]) + [MANIFEST]
     if quick:
-        names = [n for n in names if "/" not in n or n.endswith(("params.index.json", "data.csc.index.npy"))]
+        names = [n for n in names if "/" not in n or n.startswith("clauses/")
+                 or n.endswith(("params.index.json", "data.csc.index.npy"))]
     cases = []
     for name in names:
         for where in ("truncated", "emptied", "garbled start", "garbled end"):
             cases.append((f"{name} {where}", lambda d, name=name, where=where: _damage(d / name, where), False))
         cases.append((f"{name} removed", lambda d, name=name: (d / name).unlink(), False))
     cases += [
-        ("clauses.jsonl and documents.jsonl swapped", lambda d: _swap(d / "clauses.jsonl", d / "documents.jsonl"), False),
+        ("clauses/table.json and documents.jsonl swapped",
+         lambda d: _swap(d / "clauses" / "table.json", d / "documents.jsonl"), False),
         ("bm25 and bm25_docs swapped", lambda d: _swap(d / "bm25", d / "bm25_docs"), False),
         ("bm25 and bm25_docs swapped, re-signed", lambda d: _swap(d / "bm25", d / "bm25_docs"), True),
         ("a NaN vector, re-signed", _nan_vector, True),
-        ("clauses.jsonl rotated by one row, re-signed", _shuffle_clauses, True),
+        ("the clause table rotated by one row, re-signed", _shuffle_clauses, True),
         ("bm25 params {}, re-signed", _json_file("bm25/params.index.json", lambda _: {}), True),
         ("a vocabulary value of the wrong type, re-signed",
          _json_file("bm25/vocab.index.json", lambda v: {**v, next(iter(v)): "0"}), True),

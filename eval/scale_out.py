@@ -8,7 +8,7 @@ Two tables, kept apart:
 
 1. **measured here** on an index of the bundled corpus (read only): clause count, BM25 index bytes
    on disk (clause + document indexes: bm25s CSC matrices and vocabularies), postings and
-   tokens per clause, clause-store bytes (clauses.jsonl), e5 tokens per clause (the encoder's own
+   tokens per clause, clause-store bytes (clauses/, or clauses.jsonl before format 4), e5 tokens per clause (the encoder's own
    tokenizer, truncated at its max length), and the default encoder's passage throughput on ONE
    CPU core (1 torch thread, bf16 autocast where the CPU has it, as the Ray actors run it) over
    an evenly spaced sample of clauses.
@@ -68,11 +68,17 @@ def measure_sizes(index_dir: Path) -> dict:
         "bm25_postings": int(shapes["nnz"]),
         "bm25_vocab_bytes": vocab_bytes,
         "bm25_vocab": int(shapes["vocab"]),
-        "clause_store_bytes": (index_dir / "clauses.jsonl").resolve().stat().st_size,
+        "clause_store_bytes": _clause_store_bytes(stored.manifest),
         "vector_bytes": int(stored.vectors.nbytes),
         "dimension": int(stored.vectors.shape[1]),
         "texts": [c.index_text for c in stored.clauses],
     }
+
+
+def _clause_store_bytes(manifest: dict) -> int:
+    """Bytes of the clause store: the files of the clause table (format 4), or clauses.jsonl."""
+    return sum(entry["size"] for name, entry in manifest["contents"].items()
+               if name.startswith("clauses/") or name == "clauses.jsonl")
 
 
 def model_flops_per_token(config: dict, tokens: float) -> float:
@@ -156,7 +162,7 @@ def print_tables(measured: dict, rows: list[dict], gpu_tflops: float) -> None:
     print(f"| BM25 on disk (clause + document indexes) | {m['bm25_bytes']:,} B = {m['bm25_bytes'] / m['clauses']:,.0f} B per clause |")
     print(f"| BM25 postings (distinct terms) per clause | {m['bm25_postings'] / m['clauses']:.0f} |")
     print(f"| BM25 vocabulary | {m['bm25_vocab']:,} terms, {m['bm25_vocab_bytes']:,} B of the BM25 bytes (both indexes' copies) |")
-    print(f"| clause store (clauses.jsonl) | {m['clause_store_bytes']:,} B = {m['clause_store_bytes'] / m['clauses']:,.0f} B per clause |")
+    print(f"| clause store (clauses/) | {m['clause_store_bytes']:,} B = {m['clause_store_bytes'] / m['clauses']:,.0f} B per clause |")
     if "clauses_per_core_second" in m:
         print(f"| e5 tokens per clause (max {m['e5_max_tokens']}) | {m['e5_tokens_per_clause']:.0f} |")
         print(f"| encode, 1 CPU core ({'bf16' if m['encoder_bf16'] else 'float32'}, {m['encoder_sample']} clauses in {m['encoder_seconds']} s, load avg {m['load_average']:.1f}) "

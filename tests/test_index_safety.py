@@ -43,7 +43,7 @@ sys.path.insert(0, str(TESTS))
 from conftest import TINY_FILES, make_tiny_corpus  # noqa: E402
 
 HINT = "python -m assistant index build --index"
-ENTRY_LINKS = {"manifest.json", "clauses.jsonl", "documents.jsonl", "vectors.npy", "bm25", "bm25_docs"}
+ENTRY_LINKS = {"manifest.json", "clauses", "documents.jsonl", "vectors.npy", "bm25", "bm25_docs"}
 
 
 def synthetic_files(clauses_per_file: int, tag: str = "") -> dict[str, list[str]]:
@@ -262,26 +262,73 @@ def test_vectors_of_another_dtype_or_not_unit_are_refused(index_dir):
     refused(index_dir, "norm")
 
 
-def test_shuffled_clauses_are_refused(index_dir):
-    path = index_version_dir(index_dir) / "clauses.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    shuffled = list(lines)
-    random.Random(3).shuffle(shuffled)
-    assert shuffled != lines
-    path.write_text("\n".join(shuffled) + "\n", encoding="utf-8")
+def _rewrite_clauses(index_dir: Path, change) -> None:
+    """The clause table rewritten as ``change(clauses, text_shas)`` returns it (then re-signed)."""
+    from assistant.clause_table import read_clause_table, write_clause_table
+
+    directory = index_version_dir(index_dir) / "clauses"
+    table, shas = read_clause_table(directory)
+    clauses, shas = change(list(table), list(shas))
+    shutil.rmtree(directory)
+    write_clause_table(directory, clauses, shas)
     resign(index_dir)
+
+
+def test_shuffled_clauses_are_refused(index_dir):
+    def shuffle(clauses, shas):
+        order = list(range(len(clauses)))
+        random.Random(3).shuffle(order)
+        assert order != sorted(order)
+        return [clauses[n] for n in order], [shas[n] for n in order]
+
+    _rewrite_clauses(index_dir, shuffle)
     refused(index_dir, "order")
 
 
-@pytest.mark.parametrize("name, value", [("line_start", "2"), ("text", 5), ("section_path", [1]), ("city", ["郑州市"]),
-                                         ("text_sha", None)])
-def test_clause_fields_of_the_wrong_type_are_refused(index_dir, name, value):
-    path = index_version_dir(index_dir) / "clauses.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    rows[1][name] = value
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+def _table_json(index_dir: Path, change) -> None:
+    path = index_version_dir(index_dir) / "clauses" / "table.json"
+    table = json.loads(path.read_text(encoding="utf-8"))
+    change(table)
+    _set_json(path, table)
     resign(index_dir)
-    refused(index_dir, name)
+
+
+def _clause_array(name: str, change):
+    def damage(index_dir: Path) -> None:
+        path = index_version_dir(index_dir) / "clauses" / name
+        np.save(path, change(np.load(path)))
+        resign(index_dir)
+    return damage
+
+
+def _set_text_bytes(index_dir: Path) -> None:
+    path = index_version_dir(index_dir) / "clauses" / "text.bin"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] = 0xFF  # never a byte of UTF-8
+    path.write_bytes(bytes(raw))
+    resign(index_dir)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_clause_array("numbers.npy", lambda a: a.astype(np.float64)), "numbers.npy is float64"),
+    (_clause_array("codes.npy", lambda a: a[:-1]), "codes.npy is int32"),
+    (_clause_array("codes.npy", lambda a: a + 1000), "codes.npy refers to a doc_id outside"),
+    (_clause_array("offsets.npy", lambda a: a[::-1].copy()), "offsets.npy does not fit text.bin"),
+    (_clause_array("offsets.npy", lambda a: np.concatenate([a[:1], a[1:-1] + 1, a[-1:]])), "UTF-8"),
+    (_set_text_bytes, "text.bin is not valid UTF-8"),
+    (lambda d: _table_json(d, lambda t: t["values"].update(section_path=[[1]])), "section_path"),
+    (lambda d: _table_json(d, lambda t: t["values"].update(city=[["郑州市"]])), "city"),
+    (lambda d: _table_json(d, lambda t: t["values"].update(label=t["values"]["label"] * 2)), "label value twice"),
+    (lambda d: _table_json(d, lambda t: t["text_sha"].__setitem__(1, None)), "text_sha"),
+    (lambda d: _table_json(d, lambda t: t["clause_id"].pop()), "clause_id"),
+    (lambda d: _table_json(d, lambda t: t.update(rows="2")), "row count"),
+    (lambda d: _table_json(d, lambda t: t["index_text"].update({"999": "x"})), "index_text"),
+])
+def test_a_damaged_clause_table_is_refused_naming_its_file(index_dir, damage, message):
+    """Damage the quick checksums miss (re-signed): each is refused with the rebuild command."""
+    damage(index_dir)
+    text = refused(index_dir, message)
+    assert "clauses/" in text
 
 
 def test_clause_of_an_unknown_document_is_refused(index_dir):
@@ -353,7 +400,8 @@ def test_damage_inside_a_large_file_is_left_to_verify_index(tmp_path):
     assert HINT in str(error.value)
 
 
-@pytest.mark.parametrize("name", ["vectors.npy", "clauses.jsonl", "bm25/data.csc.index.npy", "bm25_docs/vocab.index.json"])
+@pytest.mark.parametrize("name", ["vectors.npy", "clauses/table.json", "clauses/text.bin", "clauses/offsets.npy",
+                                  "bm25/data.csc.index.npy", "bm25_docs/vocab.index.json"])
 def test_truncated_file_is_refused_without_verification(index_dir, name, monkeypatch):
     import assistant.store as store
 
@@ -495,6 +543,44 @@ def test_leftovers_of_the_old_two_rename_swap_are_removed(tmp_path):
     _assert_clean(index_dir)
 
 
+def _clauses_as_jsonl(directory: Path, manifest: dict) -> None:
+    """Turn a version's clause table into the clauses.jsonl of formats 1-3 (as their writer made it)."""
+    from assistant.clause_table import read_clause_table
+    from assistant.store import clause_to_json
+
+    table, shas = read_clause_table(directory / "clauses")
+    path = directory / "clauses.jsonl"
+    path.write_text("".join(json.dumps({**clause_to_json(c), "text_sha": s}, ensure_ascii=False) + "\n"
+                            for c, s in zip(table, shas)), encoding="utf-8")
+    shutil.rmtree(directory / "clauses")
+    manifest["contents"] = {k: v for k, v in manifest["contents"].items() if not k.startswith("clauses/")}
+    manifest["contents"]["clauses.jsonl"] = {"size": path.stat().st_size, "sha256": file_sha256(path),
+                                             "quick_sha256": quick_sha256(path)}
+
+
+def test_format_3_index_is_read_and_the_next_build_writes_format_4(tmp_path):
+    index_dir = tmp_path / "index" / "tiny"
+    parts = build(index_dir)
+    directory = index_version_dir(index_dir)
+    manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    manifest["format_version"] = 3
+    _clauses_as_jsonl(directory, manifest)
+    _set_json(directory / MANIFEST, manifest)
+    os.symlink(f"{CURRENT}/clauses.jsonl", index_dir / "clauses.jsonl")
+    (index_dir / "clauses").unlink()
+    stored = load_index(index_dir)
+    assert isinstance(stored.clauses, list) and stored.clauses == parts["clauses"]
+    assert stored.text_shas == parts["text_shas"]
+    verify_index(index_dir)
+    (directory / "clauses.jsonl").write_bytes((directory / "clauses.jsonl").read_bytes()[:-5])
+    refused(index_dir, "clauses.jsonl has the wrong size")
+
+    build(index_dir, synthetic_files(2))
+    assert read_manifest(index_dir)["format_version"] == FORMAT_VERSION == 4
+    assert _clause_texts(index_dir) == _expected_texts(2, "")
+    _assert_clean(index_dir)  # the clauses.jsonl entry point is gone, clauses/ is one
+
+
 def test_format_1_index_is_read_and_migrated_by_the_next_build(tmp_path):
     index_dir = tmp_path / "index" / "tiny"
     build(tmp_path / "scratch")
@@ -502,6 +588,7 @@ def test_format_1_index_is_read_and_migrated_by_the_next_build(tmp_path):
     shutil.rmtree(tmp_path / "scratch")
     manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
     manifest["format_version"] = 1
+    _clauses_as_jsonl(index_dir, manifest)
     for key in ("version", "shapes", "clause_order"):
         del manifest[key]
     for entry in manifest["contents"].values():

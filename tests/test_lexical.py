@@ -67,3 +67,57 @@ def test_everyday_words_also_search_the_official_term():
     assert "地区生产总值" in "".join(tokenizer.words("今年GDP打算增长多少"))  # upper case typed, matched lower
     assert {"民营企业"} <= set(tokenizer.words("鹤壁民企被侵权找谁"))
     assert "薪酬" not in tokenizer.words("国企高管的待遇")  # only when the everyday word is there
+
+
+def test_index_ids_builds_what_bm25s_builds_to_the_byte():
+    """The streamed BM25 build (straight into compressed columns) gives bm25s's own index: the same
+    score, id and pointer arrays (dtypes too), vocabulary and scores, with tokens no text uses and
+    texts joined on access."""
+    from bm25s.tokenization import Tokenized
+
+    from assistant.lexical import bm25s_model, index_ids
+
+    rng = np.random.default_rng(7)
+    vocab_size = 500
+    ids = [(rng.zipf(1.3, size=int(rng.integers(1, 120))) % vocab_size).astype(np.int32) for _ in range(300)]
+    vocab = {f"t{n}": n for n in range(vocab_size)}
+    reference = bm25s_model()
+    reference.index(Tokenized(ids=list(ids), vocab=dict(vocab)), show_progress=False)
+
+    class Joined:  # documents made on access, as indexing joins clauses into documents
+        def __len__(self):
+            return len(ids) // 2
+
+        def __getitem__(self, n):
+            if n >= len(self):
+                raise IndexError(n)
+            return np.concatenate([ids[2 * n], ids[2 * n + 1]])
+
+    joined_reference = bm25s_model()
+    joined_reference.index(Tokenized(ids=list(Joined()), vocab=dict(vocab)), show_progress=False)
+    for expected, source in ((reference, ids), (joined_reference, Joined())):
+        built = bm25s_model()
+        index_ids(built, source, dict(vocab))
+        for part in ("data", "indices", "indptr"):
+            assert built.scores[part].dtype == expected.scores[part].dtype
+            assert built.scores[part].tobytes() == expected.scores[part].tobytes(), part
+        assert built.scores["num_docs"] == expected.scores["num_docs"]
+        assert built.vocab_dict == expected.vocab_dict and built.unique_token_ids_set == expected.unique_token_ids_set
+        query = ["t1", "t3", "t40", "t499"]
+        assert built.get_scores(query).tobytes() == expected.get_scores(query).tobytes()
+
+
+def test_lexical_index_of_the_tiny_corpus_is_bm25s_own():
+    from bm25s.tokenization import Tokenized
+
+    from assistant.lexical import bm25s_model, token_ids
+
+    tokenizer = ChineseTokenizer(corpus_terms(texts=[c.text for c in make_tiny_corpus().clauses]))
+    texts = [c.index_text for c in make_tiny_corpus().clauses]
+    ids, vocab = token_ids(tokenizer.tokenize(t) for t in texts)
+    reference = bm25s_model()
+    reference.index(Tokenized(ids=list(ids), vocab=dict(vocab)), show_progress=False)
+    built = LexicalIndex.build(texts, tokenizer).bm25
+    for part in ("data", "indices", "indptr"):
+        assert built.scores[part].tobytes() == reference.scores[part].tobytes(), part
+    assert built.vocab_dict == reference.vocab_dict

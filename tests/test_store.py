@@ -41,7 +41,7 @@ def test_manifest_records_what_the_index_was_built_from(built):
     assert manifest["chunker_version"]
     assert manifest["files"] == {f.name: f.sha256 for f in corpus.files}
     assert manifest["clause_count"] == len(corpus.clauses) and manifest["built_at"].endswith("Z")
-    assert {"clauses.jsonl", "documents.jsonl", "vectors.npy"} <= set(manifest["contents"])
+    assert {"clauses/table.json", "clauses/text.bin", "documents.jsonl", "vectors.npy"} <= set(manifest["contents"])
     # nothing half-written left beside it; the embedding cache lives next to (not inside) the index
     assert sorted(p.name for p in built.parent.iterdir()) == [".embedding-cache", "tiny"]
     assert embedding_cache_dir(built).is_dir()
@@ -60,7 +60,7 @@ def test_loaded_index_round_trips_clauses_and_vectors(built):
         (lambda d: (d / "manifest.json").write_text("{not json", encoding="utf-8"), "corrupt"),
         (lambda d: (d / "manifest.json").unlink(), "no index"),
         (lambda d: (d / "vectors.npy").unlink(), "missing"),
-        (lambda d: (d / "clauses.jsonl").write_text("truncated", encoding="utf-8"), "corrupt"),
+        (lambda d: (d / "clauses" / "table.json").write_text("truncated", encoding="utf-8"), "corrupt"),
         (lambda d: (d / "vectors.npy").write_bytes((d / "vectors.npy").read_bytes()[:-8] + b"\0" * 8), "checksum"),
     ],
 )
@@ -156,7 +156,7 @@ def test_an_up_to_date_build_removes_the_version_a_build_killed_after_its_switch
     assert any(c.text == "第九条 新增的条款。" for c in again.clauses)
 
 
-def test_clauses_file_leaves_out_an_index_text_it_can_recompute_and_keeps_any_other(tmp_path):
+def test_clause_table_leaves_out_an_index_text_it_can_recompute_and_keeps_any_other(tmp_path):
     from dataclasses import replace
 
     from assistant.types import index_text_of
@@ -167,7 +167,7 @@ def test_clauses_file_leaves_out_an_index_text_it_can_recompute_and_keeps_any_ot
     corpus.clauses[0] = usual  # the others keep the tiny corpus's own "title label text"
     index_dir = tmp_path / "index" / "tiny"
     build(tmp_path / "corpus", index_dir, corpus=corpus, progress=False)
-    rows = [json.loads(line) for line in (index_dir / "clauses.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert "index_text" not in rows[0]
-    assert all("index_text" in row for row in rows[1:])
+    kept = json.loads((index_dir / "clauses" / "table.json").read_text(encoding="utf-8"))["index_text"]
+    assert "0" not in kept
+    assert sorted(kept, key=int) == [str(n) for n in range(1, len(corpus.clauses))]
     assert load_index(index_dir).clauses == corpus.clauses
