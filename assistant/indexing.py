@@ -32,7 +32,7 @@ import numpy as np
 
 from assistant.errors import AssistantError
 from assistant.retriever import Retriever, SearchConfig
-from assistant.store import (StoredIndex, chunker_version, embedding_cache_dir, load_index, read_manifest, tidy_index_dir,
+from assistant.store import (FORMAT_VERSION, StoredIndex, chunker_version, embedding_cache_dir, load_index, read_manifest, tidy_index_dir,
                              write_index)
 from assistant.types import Clause
 
@@ -116,6 +116,7 @@ def build_index(
         and (milvus is None or previous.get("milvus") == milvus.to_dict())
         and previous.get("model_id") == embedder.model_id
         and previous.get("chunker_version") == chunker
+        and previous.get("format_version") == FORMAT_VERSION  # an older format is rewritten, from the caches
         and previous.get("files") == files
         and previous.get("bm25") == bm25_params()
         and SearchConfig.from_dict(previous.get("search")) == config

@@ -97,6 +97,19 @@ def test_index_built_with_other_bm25_parameters_is_refused_and_rebuilt(built, tm
     assert Retriever.load(built).manifest["bm25"] == rebuilt.manifest["bm25"]
 
 
+
+def test_an_index_of_an_older_format_is_rewritten_by_the_next_build(built, tmp_path, monkeypatch):
+    # a readable older format would otherwise count as up to date and keep its slower load for good:
+    # seen by a program whose format is one newer than the index's
+    import assistant.indexing
+
+    monkeypatch.setattr(assistant.indexing, "FORMAT_VERSION", FORMAT_VERSION + 1)
+    rebuilt = build(tmp_path / "corpus", built, corpus=make_tiny_corpus(), progress=False)
+    assert not rebuilt.build_stats["up_to_date"] and rebuilt.build_stats["encoded"] == 0  # vectors reused
+    monkeypatch.undo()
+    again = build(tmp_path / "corpus", built, corpus=make_tiny_corpus(), progress=False)
+    assert again.build_stats["up_to_date"] and read_manifest(built)["format_version"] == FORMAT_VERSION
+
 def test_model_mismatch_is_refused(built, tmp_path):
     from test_embedding import tiny_static_model
 
