@@ -8,7 +8,7 @@ questions about the clauses of one index, each restricted by the same filters:
 - ``candidates(text, vector, pool, where)``: the union of the top ``pool`` of both, with *both*
   scores for every candidate and its rank in each list (0 = not in that list): a :class:`Candidates`.
 
-and fetches clauses by id (``clauses(ids)``). Row numbers index the index's clause list
+and fetches clauses by id (``clauses(ids)``, ``row_of(id)``). Row numbers index the index's clause list
 (``StoredIndex.clauses``, in the index's clause order), which both backends keep locally. The fusion,
 the document prior, the request-kind bonus, the city check, learned reranking and the composer all
 run on what ``candidates`` returns, so they are the same code for every backend.
@@ -79,6 +79,8 @@ class Backend(Protocol):
 
     def clauses(self, clause_ids: Sequence[str]) -> list[Clause]: ...
 
+    def row_of(self, clause_id: str) -> int | None: ...
+
     def close(self) -> None: ...
 
 
@@ -118,12 +120,19 @@ class ClauseList:
             self._position = {clause_id: i for i, clause_id in enumerate(column(self._clauses, "clause_id"))}
         return self._position
 
-    def clauses(self, clause_ids: Sequence[str]) -> list[Clause]:
+    def row_of(self, clause_id: str) -> int | None:
+        """The row of a clause id, None when the index has no such clause."""
         try:
-            return [self._clauses[self.position[clause_id]] for clause_id in clause_ids]
-        except (KeyError, TypeError):
-            missing = next(c for c in clause_ids if c not in self.position)
-            raise AssistantError(f"no clause {missing!r} in the index at {self._index_dir}") from None
+            return self.position.get(clause_id)
+        except TypeError:  # not a string (an id from a JSON request, say)
+            return None
+
+    def clauses(self, clause_ids: Sequence[str]) -> list[Clause]:
+        rows = [self.row_of(clause_id) for clause_id in clause_ids]
+        if None in rows:
+            missing = list(clause_ids)[rows.index(None)]
+            raise AssistantError(f"no clause {missing!r} in the index at {self._index_dir}")
+        return [self._clauses[row] for row in rows]
 
 
 class LocalBackend(ClauseList):

@@ -277,7 +277,7 @@ class ClauseTable(Sequence):
 
     def factorize(self, name: str) -> tuple[list, np.ndarray]:
         if name not in CODED:
-            return _factorize_values(self.column(name))
+            return factorize_values(self.column(name))
         codes = self._codes[:, CODED.index(name)]
         if not len(codes):
             return [], np.zeros(0, np.int64)
@@ -301,10 +301,11 @@ def factorize(clauses: Sequence[Clause], name: str) -> tuple[list, np.ndarray]:
     in that list)."""
     if isinstance(clauses, ClauseTable):
         return clauses.factorize(name)
-    return _factorize_values(column(clauses, name))
+    return factorize_values(column(clauses, name))
 
 
-def _factorize_values(values: list) -> tuple[list, np.ndarray]:
+def factorize_values(values: list) -> tuple[list, np.ndarray]:
+    """(distinct ``values`` in order of first appearance, each value's int64 position in that list)."""
     positions: dict[Any, int] = {}
     codes = np.fromiter((positions.setdefault(v, len(positions)) for v in values), dtype=np.int64, count=len(values))
     return list(positions), codes

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from assistant.backends import Where, open_backend
-from assistant.clause_table import column, factorize
+from assistant.clause_table import factorize, factorize_values
 from assistant.errors import AssistantError
 from assistant.query import MAX_QUERY_CHARS, PreparedQuery, cities_named, clause_fits_cities, prepare_query, question_kinds
 from assistant.store import StoredIndex, check_compatible, load_index, read_manifest
@@ -97,12 +97,6 @@ class SearchConfig:
         return cls(**data)
 
 
-def _factorize_list(values: list) -> tuple[list, np.ndarray]:
-    positions: dict[Any, int] = {}
-    codes = np.array([positions.setdefault(v, len(positions)) for v in values], dtype=np.int64)
-    return list(positions), codes
-
-
 def _as_list(value: Any, key: str) -> list[str]:
     if value is None:
         return []
@@ -141,8 +135,8 @@ class Retriever:
         # One-shot commands encode a question and a few sentences: numpy (assistant.numpy_encoder)
         # does that without the seconds torch takes to import; long-lived processes keep torch's bf16.
         self.light_query_encoder = light_query_encoder
-        # per-clause maps from whole columns (assistant.clause_table), never a Clause per row
-        self._position = {clause_id: i for i, clause_id in enumerate(column(self.clauses, "clause_id"))}
+        # per-clause maps from whole columns (assistant.clause_table), never a Clause per row; clause id
+        # -> row is the backend's (ClauseList.row_of), built on first use
         doc_ids, doc_rows = factorize(self.clauses, "doc_id")  # documents in order of first appearance
         self._clause_doc_row = doc_rows  # same order as the document BM25
         order = np.argsort(doc_rows, kind="stable")
@@ -158,7 +152,7 @@ class Retriever:
         width = max(len(doc_ids), 1)
         pairs, pair_rows = np.unique(city_rows * width + doc_rows, return_inverse=True)  # (city, document) pairs
         effective = [cities[pair // width] or self._doc_city.get(doc_ids[pair % width]) or "" for pair in pairs.tolist()]
-        city_values, pair_city = _factorize_list(effective)
+        city_values, pair_city = factorize_values(effective)
         self._columns["city"] = (city_values, pair_city[pair_rows.reshape(-1)])
 
     # --- opening ----------------------------------------------------------------------------------
@@ -331,10 +325,7 @@ class Retriever:
     # --- clauses and context ----------------------------------------------------------------------
 
     def clause(self, clause_id: str) -> Clause:
-        try:
-            return self.clauses[self._position[clause_id]]
-        except (KeyError, TypeError):
-            raise AssistantError(f"no clause {clause_id!r} in the index at {self.index_dir}") from None
+        return self.backend.clauses([clause_id])[0]
 
     def clauses_of(self, doc_id: str) -> list[Clause]:
         """The clauses of one document, in document order."""
@@ -343,7 +334,7 @@ class Retriever:
     def context(self, clause_id: str, *, neighbours: int = 1) -> list[Clause]:
         """The clause with its context, in document order: its parent clauses (whose section path is a
         prefix of its own), the other parts of a split clause, and ``neighbours`` clauses either side."""
-        row = self._position.get(clause_id)
+        row = self.backend.row_of(clause_id)
         if row is None:
             raise AssistantError(f"no clause {clause_id!r} in the index at {self.index_dir}")
         clause = self.clauses[row]
