@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 
-from assistant.clause_table import ClauseTable, column
+from assistant.clause_table import column
 from assistant.query import QueryProfile, cities_named, compact, term_forms
 from assistant.sentences import ScoredSentence
 from assistant.types import Clause, Hit
@@ -49,7 +49,7 @@ class TermRarity:
         True
     """
 
-    def __init__(self, clauses: Iterable[Clause]):
+    def __init__(self, clauses: Sequence[Clause]):
         # the clauses' matching texts are made on first use, not here: ~9 s at 100x the bundled
         # corpus (NFKC of every clause), which a process that never asks for an IDF (search, a
         # bm25 eval) should not wait for; serve's warm-up question makes them
@@ -63,11 +63,8 @@ class TermRarity:
         if self._matching is None:
             with self._lock:
                 if self._matching is None:
-                    clauses = self._clauses
-                    if isinstance(clauses, ClauseTable):  # whole columns, not a Clause per row
-                        parts = zip(column(clauses, "doc_title"), column(clauses, "section_path"), column(clauses, "text"))
-                    else:
-                        parts = ((c.doc_title, c.section_path, c.text) for c in clauses)
+                    clauses = self._clauses  # whole columns, not a Clause per row
+                    parts = zip(column(clauses, "doc_title"), column(clauses, "section_path"), column(clauses, "text"))
                     self._matching = [compact(title + "".join(path) + text) for title, path, text in parts]
                     self._clauses = None
         return self._matching
