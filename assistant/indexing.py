@@ -32,8 +32,8 @@ import numpy as np
 
 from assistant.errors import AssistantError
 from assistant.retriever import Retriever, SearchConfig
-from assistant.store import (FORMAT_VERSION, StoredIndex, chunker_version, embedding_cache_dir, load_index, read_manifest, tidy_index_dir,
-                             write_index)
+from assistant.store import (FORMAT_VERSION, StoredIndex, chunker_version, embedding_cache_dir, load_index, read_manifest,
+                             tidy_index_dir, write_index)
 from assistant.types import Clause
 
 
@@ -161,7 +161,7 @@ def build_index(
     lexical = LexicalIndex.build([], tokenizer, ids=clause_ids, vocab=vocab)
     # whole documents' ids are joined one document at a time as the build reads them, not held
     # as a second copy of every token id (300 MB at x100)
-    doc_lexical = LexicalIndex.build([], tokenizer, ids=_document_ids(clauses, clause_ids), vocab=vocab)
+    doc_lexical = LexicalIndex.build([], tokenizer, ids=_DocumentIds(clauses, clause_ids), vocab=vocab)
     del clause_ids
     manifest = _manifest(embedder, model, chunker, config, corpus_dir, files, "local")
     _say(progress, f"写入索引 / writing {index_dir} ...")
@@ -239,7 +239,7 @@ def _build_milvus(milvus, *, index_dir: Path, corpus_dir: Path, corpus, clauses,
                            model_id=embedder.model_id, clause_digest=digest, index_dir=index_dir, force=force,
                            progress=progress)
     del words
-    doc_lexical = LexicalIndex.build([], tokenizer, ids=_document_ids(clauses, clause_ids), vocab=vocab)
+    doc_lexical = LexicalIndex.build([], tokenizer, ids=_DocumentIds(clauses, clause_ids), vocab=vocab)
     manifest = _manifest(embedder, model, chunker, config, corpus_dir, files, "milvus")
     manifest["milvus"] = milvus.to_dict()
     manifest["dense_index"] = "milvus"
@@ -280,11 +280,6 @@ class _DocumentIds(Sequence):
         if isinstance(n, slice):
             return [self[i] for i in range(*n.indices(len(self)))]
         return np.concatenate([self._ids[i] for i in self._groups[n]])
-
-
-def _document_ids(clauses: Sequence[Clause], clause_ids: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
-    """Token ids of whole documents (their clauses' ids joined), in order of first appearance."""
-    return _DocumentIds(clauses, clause_ids)
 
 
 def _seed_cache_from_index(cache, index_dir: Path) -> None:

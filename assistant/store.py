@@ -848,9 +848,10 @@ def _check_ids(clauses, text_shas, documents, manifest, clause_count: int, docum
         raise _Corrupt(f"{len(clauses)} clauses, manifest says {clause_count}")
     if document_count is not None and len(documents) != document_count:
         raise _Corrupt(f"{len(documents)} documents, manifest says {document_count}")
+    clause_file = CLAUSES if isinstance(clauses, list) else CLAUSE_TABLE  # formats 1-3 / 4
     clause_ids = column(clauses, "clause_id")
     if len(set(clause_ids)) != len(clause_ids):
-        raise _Corrupt(f"{CLAUSES if isinstance(clauses, list) else CLAUSE_TABLE} repeats a clause id")
+        raise _Corrupt(f"{clause_file} repeats a clause id")
     doc_ids = {d.doc_id for d in documents}
     if len(doc_ids) != len(documents):
         raise _Corrupt(f"{DOCUMENTS} repeats a document id")
@@ -862,8 +863,7 @@ def _check_ids(clauses, text_shas, documents, manifest, clause_count: int, docum
         if manifest.get("format_version", FORMAT_VERSION) >= 2:
             raise _Corrupt("its manifest records no clause order")
     elif clause_order_digest(clause_ids, text_shas) != expected:
-        raise _Corrupt(f"the clauses in {CLAUSES if isinstance(clauses, list) else CLAUSE_TABLE} are not in "
-                       f"the order the index was built with")
+        raise _Corrupt(f"the clauses in {clause_file} are not in the order the index was built with")
 
 
 def _read_flat(path: Path, rows: int, dimension: int):
