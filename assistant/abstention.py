@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from assistant.clause_table import column
-from assistant.query import QueryProfile, cities_named, compact, term_forms
+from assistant.query import QueryProfile, cities_named, compact, states_number, term_forms
 from assistant.sentences import ScoredSentence
 from assistant.types import Clause, Hit
 
@@ -136,6 +136,7 @@ class AbstentionSignals:
     specifics_missing: float = 0.0  # share of the question's numbers/ordinals absent from the best sentence's clause
     specifics_missing_top: float = 0.0  # the same, for the top FACT_CLAUSES clauses' best
     city_unconfirmed: bool = False  # the question names a city that the best sentence's clause neither comes from nor names
+    number_missing_first: bool = False  # the question asks how much / how many; the sentence quoted first states no number
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,13 +161,14 @@ class AbstentionSignals:
             "specifics_missing": self.specifics_missing,
             "specifics_missing_top": self.specifics_missing_top,
             "city_unconfirmed": float(self.city_unconfirmed),
+            "number_missing_first": float(self.number_missing_first),
         }
 
 
 ABSTENTION_FEATURES = ("coverage", "relevance", "dense_similarity", "key_term_coverage", "log_dense_rank",
                        "modes_agree", "fact_missing", "best_sentence", "best_similarity", "chosen_coverage",
                        "chosen_fact_missing", "detail_missing_chosen", "detail_missing_clauses", "specifics_missing",
-                       "specifics_missing_top", "city_unconfirmed")
+                       "specifics_missing_top", "city_unconfirmed", "number_missing_first")
 FACT_CLAUSES = 3  # the top clauses searched for a sentence carrying the asked-for kind of fact
 CHOSEN_SENTENCES = 3  # the best sentences (those an answer quotes) checked for the asked-for details
 
@@ -193,7 +195,7 @@ def with_chosen(signals: AbstentionSignals, profile: QueryProfile, ranked: Seque
     if not ranked:
         return replace(signals, asks_detail=bool(profile.details), detail_missing_chosen=bool(profile.details),
                        detail_missing_clauses=bool(profile.details), specifics_missing=float(bool(profile.specifics)),
-                       specifics_missing_top=float(bool(profile.specifics)))
+                       specifics_missing_top=float(bool(profile.specifics)), number_missing_first=profile.asks_number)
     similarities = [s.similarity for s in ranked if s.similarity is not None]
     top_clauses = list({s.sentence.clause.clause_id: s.sentence.clause for s in ranked if s.hit_rank <= FACT_CLAUSES}.values())
     return replace(
@@ -207,6 +209,7 @@ def with_chosen(signals: AbstentionSignals, profile: QueryProfile, ranked: Seque
         specifics_missing=specifics_missing(profile, ranked[0].sentence.clause),
         specifics_missing_top=min((specifics_missing(profile, c) for c in top_clauses), default=0.0),
         city_unconfirmed=city_unconfirmed(profile, ranked[0].sentence.clause),
+        number_missing_first=profile.asks_number and not states_number(ranked[0].sentence.text),
     )
 
 

@@ -47,7 +47,8 @@ class FactKind:
     """A kind of fact a question may ask for (an amount, a date, a responsible unit …).
 
     ``question`` matches a question asking for it, ``sentence`` a clause sentence carrying it.
-    ``role`` is "fact" (the composer quotes a carrier first) or "intent" (retrieval weighs it only).
+    ``role`` is "fact" (the composer quotes a carrier first), "intent" (retrieval weighs it only) or
+    "number" (abstention reads whether the first quote states any number).
     """
 
     name: str
@@ -81,6 +82,7 @@ class Lexicon:
     aspect_words: tuple[str, ...]
     fact_kinds: tuple[FactKind, ...]  # role "fact", in the order the composer checks them
     intent_kinds: tuple[FactKind, ...]  # role "intent"
+    number_kind: FactKind | None = None  # role "number": how much / how many, answered by any number
     detail_kinds: tuple["DetailKind", ...] = ()  # detail_kinds.tsv
 
 
@@ -112,8 +114,8 @@ def _mapping(name: str, directory: Path) -> dict[str, tuple[str, ...]]:
 def _fact_kinds(directory: Path) -> list[FactKind]:
     kinds = []
     for name, role, question, sentence in _rows("fact_kinds.tsv", 4, directory):
-        if role not in ("fact", "intent"):
-            raise ValueError(f"fact_kinds.tsv: {name}: role must be fact or intent, not {role!r}")
+        if role not in ("fact", "intent", "number"):
+            raise ValueError(f"fact_kinds.tsv: {name}: role must be fact, intent or number, not {role!r}")
         expand = lambda pattern: re.compile(pattern.replace("{NUM}", NUMERAL_CLASS))  # noqa: E731
         kinds.append(FactKind(name, role, expand(question), expand(sentence)))
     return kinds
@@ -141,6 +143,7 @@ def load_lexicon(directory: Path = DATA_DIR) -> Lexicon:
         aspect_words=tuple(_words("aspect_words.txt", directory)),
         fact_kinds=tuple(k for k in kinds if k.role == "fact"),
         intent_kinds=tuple(k for k in kinds if k.role == "intent"),
+        number_kind=next((k for k in kinds if k.role == "number"), None),
         detail_kinds=tuple(_detail_kinds(directory)),
     )
 

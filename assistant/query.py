@@ -122,6 +122,18 @@ def detail_kinds(question: str) -> list[DetailKind]:
     return [kind for kind in LEXICON.detail_kinds if kind.question.search(normalized)]
 
 
+def asks_number(question: str) -> bool:
+    """Whether the question asks how much / how many: asks_number("每升便宜多少") is True."""
+    kind = LEXICON.number_kind
+    return bool(kind and kind.question.search(normalize_query(question)))
+
+
+def states_number(text: str) -> bool:
+    """Whether a text states some number (5000元, 百分之十, 三个月; not 一定比例)."""
+    kind = LEXICON.number_kind
+    return bool(kind and kind.sentence.search(text))
+
+
 # A 文号 (鹤政办〔2025〕9号) names a document, not a fact to find in its text.
 _DOC_NUMBER_RE = re.compile(r"[\u4e00-\u9fff]{1,12}?\s*[〔\[［【(（]\s*[12][0-9]{3}\s*[〕\]］】)）]\s*[0-9]{1,4}\s*号")
 _ORDINAL_RE = re.compile(r"第\s*([0-9一二三四五六七八九十百零〇两]{1,6})\s*([次条届批期])")
@@ -218,6 +230,7 @@ class QueryProfile:
     cities: frozenset[str]
     details: tuple[DetailKind, ...] = ()  # precise details asked for (detail_kinds.tsv)
     specifics: tuple[tuple[str, ...], ...] = ()  # numbers and ordinals the question pins down
+    asks_number: bool = False  # how much / how many (fact_kinds.tsv's number row): answered by some number
 
     @classmethod
     def of(cls, question: str, tokenizer=None) -> "QueryProfile":
@@ -227,7 +240,8 @@ class QueryProfile:
         grams = frozenset().union(*(bigrams(t) for t in terms)) if terms else frozenset()
         normalized = normalize_query(question)
         return cls(question, compact(normalized), terms, grams, tuple(fact_kinds(question)),
-                   frozenset(cities_named(normalized)), tuple(detail_kinds(question)), question_specifics(question))
+                   frozenset(cities_named(normalized)), tuple(detail_kinds(question)), question_specifics(question),
+                   asks_number(question))
 
     @property
     def key_terms(self) -> list[str]:

@@ -164,6 +164,33 @@ def test_an_address_platform_person_or_ranking_is_a_precise_detail(question, kin
     assert shown in fact_missing_headline(profile)
 
 
+@pytest.mark.parametrize("question, first_quote, missing", [
+    ("安阳加油站夜间加油降价，每升便宜多少？", "组织成品油零售企业开展夜间加油降价优惠活动。", True),
+    ("天使投资基金的补助比例是多少", "市财政按照其实际到位投资额的一定比例给予投资补助。", True),
+    ("首次入规的工业企业奖励多少", "对首次入规的工业企业给予一次性奖励。", True),
+    ("首次入规的工业企业奖励多少", "属于未来产业的，给予 10 万元一次性奖励；", False),
+    ("契税补贴给多少", "给予已缴契税百分之五十的消费补贴。", False),
+    ("企业信用信息联席会议多久开一次", "联席会议原则上每三个月召开一次。", False),
+    ("地源热泵系统由哪个部门负责管理", "市住房和城乡建设局负责全市地源热泵系统的监督管理。", False),
+])
+def test_a_how_much_question_whose_first_quote_states_no_number_is_flagged(question, first_quote, missing):
+    import dataclasses
+
+    from assistant.abstention import ABSTENTION_FEATURES, AbstentionSignals, with_chosen
+    from assistant.sentences import Sentence, ScoredSentence
+
+    clause = dataclasses.replace(HEBI_ART6, text=first_quote)
+    ranked = [ScoredSentence(Sentence(clause, first_quote, 0, len(first_quote)), 1, 0.5, 0.5, False, 0.5)]
+    signals = with_chosen(AbstentionSignals(coverage=0.8, relevance=0.8, top_score=1.0, modes_agree=True),
+                          QueryProfile.of(question), ranked)
+    assert signals.number_missing_first is missing
+    assert signals.features()["number_missing_first"] == float(missing)
+    # the shipped abstention model reads it, and it counts against answering
+    model = load_model("abstention_model.json")
+    assert "number_missing_first" in model.features and "number_missing_first" in ABSTENTION_FEATURES
+    assert model.coef[model.features.index("number_missing_first")] < 0
+
+
 def test_numbers_and_ordinals_the_clause_lacks_are_counted():
     from assistant.abstention import city_unconfirmed, specifics_missing
     from assistant.query import question_specifics
