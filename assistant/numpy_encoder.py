@@ -60,16 +60,35 @@ _ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
+    # In place on two temporaries (the same operations in the same order as the textbook form, so
+    # the same bits): this runs on every (batch, length, 1536) activation of every layer, and
+    # allocating a fresh array per step made it ~3x slower.
     a = np.abs(x)
-    t = 1.0 / (1.0 + _ERF_P * a)
+    t = _ERF_P * a
+    t += 1.0
+    np.reciprocal(t, out=t)
     a1, a2, a3, a4, a5 = (np.float32(c) for c in _ERF_A)
-    poly = t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))))
-    return np.copysign(1.0 - poly * np.exp(-a * a), x).astype(x.dtype, copy=False)
+    poly = t * a5
+    for c in (a4, a3, a2):
+        poly += c
+        poly *= t
+    poly += a1
+    poly *= t
+    np.multiply(a, a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    poly *= a
+    np.subtract(1.0, poly, out=poly)
+    return np.copysign(poly, x, out=poly).astype(x.dtype, copy=False)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     """BERT's exact (erf) GELU."""
-    return 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0, dtype=x.dtype)))
+    out = _erf(x / np.sqrt(2.0, dtype=x.dtype))
+    out += 1.0
+    out *= x
+    out *= 0.5
+    return out
 
 
 class NumpyBertEncoder:
