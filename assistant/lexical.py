@@ -98,24 +98,55 @@ def _is_content_token(token: str) -> bool:
 
 
 _JIEBA_BY_TERMS: dict[tuple[str, ...], object] = {}
+_STORED_JIEBA_BY_TERMS: dict[tuple[str, ...], object] = {}
 _JIEBA_LOCK = threading.Lock()
 
 
+def _add_user_terms(tokenizer, user_terms: tuple[str, ...]):
+    for term in user_terms:
+        # a high frequency makes jieba keep the term whole instead of its usual split
+        tokenizer.add_word(term, freq=max(2000, 200 * len(term)))
+    return tokenizer
+
+
 def _jieba_with_terms(user_terms: tuple[str, ...]):
-    """One ``jieba.Tokenizer`` per user dictionary per process: the clause and document indexes share
-    theirs (each costs ~0.6 s to load), and cutting never changes it."""
+    """One loaded ``jieba.Tokenizer`` per user dictionary per process: the clause and document
+    indexes share theirs (each costs ~0.8 s to load), and cutting never changes it. The first one
+    loaded on a machine also writes jieba's word store (:mod:`assistant.word_store`) for queries."""
     with _JIEBA_LOCK:
         tokenizer = _JIEBA_BY_TERMS.get(user_terms)
         if tokenizer is None:
             import jieba
 
+            from assistant.word_store import store_path, write_store
+
             tokenizer = jieba.Tokenizer()
             tokenizer.initialize()
-            for term in user_terms:
-                # a high frequency makes jieba keep the term whole instead of its usual split
-                tokenizer.add_word(term, freq=max(2000, 200 * len(term)))
-            _JIEBA_BY_TERMS[user_terms] = tokenizer
+            path = store_path()
+            if not path.is_file():
+                try:
+                    write_store(tokenizer, path)
+                except (OSError, ImportError) as error:  # a read-only home: queries load the dictionary
+                    logging.getLogger(__name__).info("jieba word store not written: %s", error)
+            _JIEBA_BY_TERMS[user_terms] = _add_user_terms(tokenizer, user_terms)
         return tokenizer
+
+
+def _jieba_for_queries(user_terms: tuple[str, ...]):
+    """A tokenizer that cuts exactly as :func:`_jieba_with_terms`'s: that one when this process
+    has loaded it, else one answering from jieba's word store (a question looks up ~100 words
+    instead of loading 500k), else a loaded one."""
+    from assistant.word_store import stored_tokenizer
+
+    with _JIEBA_LOCK:
+        tokenizer = _JIEBA_BY_TERMS.get(user_terms) or _STORED_JIEBA_BY_TERMS.get(user_terms)
+    if tokenizer is not None:
+        return tokenizer
+    stored = stored_tokenizer()
+    if stored is None:
+        return _jieba_with_terms(user_terms)
+    with _JIEBA_LOCK:
+        return _STORED_JIEBA_BY_TERMS.setdefault(user_terms, _add_user_terms(stored, user_terms))
 
 
 class ChineseTokenizer:
@@ -130,13 +161,20 @@ class ChineseTokenizer:
         jieba.setLogLevel(logging.WARNING)
         self.bigrams = bigrams
         self.user_terms = sorted(set(user_terms) | set(DOMAIN_TERMS) | set(ABBREVIATIONS) | set(ABBREVIATIONS.values()))
-        self._jieba_tokenizer = None  # loaded on first use (~0.6 s): a rebuild from the token cache never needs it
+        self._jieba_tokenizer = None  # loaded on first use (~0.8 s): a rebuild from the token cache never needs it
+        self._query_jieba_tokenizer = None  # the same cuts for questions, without loading (assistant.word_store)
 
     @property
     def _jieba(self):
         if self._jieba_tokenizer is None:
             self._jieba_tokenizer = _jieba_with_terms(tuple(self.user_terms))
         return self._jieba_tokenizer
+
+    @property
+    def _query_jieba(self):
+        if self._query_jieba_tokenizer is None:
+            self._query_jieba_tokenizer = _jieba_for_queries(tuple(self.user_terms))
+        return self._query_jieba_tokenizer
 
     def signature(self) -> str:
         """Changes whenever the same text could tokenize differently (user dictionary, options, versions)."""
@@ -152,14 +190,15 @@ class ChineseTokenizer:
     def words(self, text: str) -> list[str]:
         """The jieba words of a query (no bigrams), question words removed, abbreviations expanded."""
         query = _join_cjk(normalize_query(text))
-        words = self._cut(query)
+        jieba = self._query_jieba
+        words = self._cut(query, jieba)
         for word in list(words):
             full = ABBREVIATIONS.get(word)
             if full and full != word:
-                words.extend(self._cut(full))
+                words.extend(self._cut(full, jieba))
         for everyday, official in COLLOQUIAL_TERMS.items():
             if everyday in query:
-                words.extend(self._cut(" ".join(official)))
+                words.extend(self._cut(" ".join(official), jieba))
         return words
 
     def tokenize_query(self, text: str) -> list[str]:
@@ -176,8 +215,8 @@ class ChineseTokenizer:
             words.extend(BIGRAM_PREFIX + g for g in cjk_bigrams(text))
         return words
 
-    def _cut(self, text: str) -> list[str]:
-        return [t for t in self._jieba.cut_for_search(text, HMM=True) if _is_content_token(t)]
+    def _cut(self, text: str, jieba=None) -> list[str]:
+        return [t for t in (jieba or self._jieba).cut_for_search(text, HMM=True) if _is_content_token(t)]
 
     def to_dict(self) -> dict:
         return {"user_terms": self.user_terms, "bigrams": self.bigrams}
