@@ -24,6 +24,7 @@ Files (``#`` starts a comment line; TSV columns are tab-separated):
     everyday_words.tsv    everyday word -> looser forms (counted as found; never searched)
     function_chars.txt    characters marking a colloquial fragment, not a topic term
     aspect_words.txt      words naming an aspect of a subject (follow-up questions)
+    quantity_units.txt    units that make a question's number a situation, not a specific (abstention)
     fact_kinds.tsv        kinds of fact a question asks for, with question and sentence patterns
     detail_kinds.tsv      precise details (an amount in 元, a date, a ratio, a phone number, a count)
                           an answer must state, with the name the fact-missing answer gives them
@@ -84,6 +85,7 @@ class Lexicon:
     intent_kinds: tuple[FactKind, ...]  # role "intent"
     number_kind: FactKind | None = None  # role "number": how much / how many, answered by any number
     detail_kinds: tuple["DetailKind", ...] = ()  # detail_kinds.tsv
+    quantity_units: tuple[str, ...] = ()  # quantity_units.txt, longest first
 
 
 def _rows(name: str, columns: int = 1, directory: Path = DATA_DIR) -> list[list[str]]:
@@ -141,6 +143,7 @@ def load_lexicon(directory: Path = DATA_DIR) -> Lexicon:
         everyday_words=_mapping("everyday_words.tsv", directory),
         function_chars=frozenset("".join(_words("function_chars.txt", directory))),
         aspect_words=tuple(_words("aspect_words.txt", directory)),
+        quantity_units=tuple(sorted(_words("quantity_units.txt", directory), key=len, reverse=True)),
         fact_kinds=tuple(k for k in kinds if k.role == "fact"),
         intent_kinds=tuple(k for k in kinds if k.role == "intent"),
         number_kind=next((k for k in kinds if k.role == "number"), None),

@@ -147,6 +147,8 @@ def question_specifics(question: str) -> tuple[tuple[str, ...], ...]:
 
     >>> question_specifics("鹤政办〔2025〕9号 第41条")
     (('第41条', '第四十一条'),)
+    >>> question_specifics("2016年营收3000万的企业")   # 3000万 is the asker's situation
+    (('2016',),)
     """
     from assistant.lookup import chinese_numeral  # lookup reads query's helpers; imported late
 
@@ -158,7 +160,11 @@ def question_specifics(question: str) -> tuple[tuple[str, ...], ...]:
         spoken = f"第{chinese_numeral(int(number))}{unit}" if number.isdigit() else written
         if spoken not in ("第一次", "第一条", "第一届", "第一批", "第一期"):
             found.append(tuple(dict.fromkeys((written, spoken))))
-    for match in _DIGITS_RE.finditer(_ORDINAL_RE.sub("", text)):
+    rest = _ORDINAL_RE.sub("", text)
+    for match in _DIGITS_RE.finditer(rest):
+        # 「营收3000万」「18个人」: the asker's own situation, answered by a threshold, not named
+        if rest[match.end():].lstrip().startswith(LEXICON.quantity_units or ("\0",)):
+            continue
         found.append((match.group(),))
     return tuple(dict.fromkeys(found))
 

@@ -205,6 +205,23 @@ def test_numbers_and_ordinals_the_clause_lacks_are_counted():
     assert not city_unconfirmed(QueryProfile.of("鹤壁地源热泵谁管理"), HEBI_ART4)
 
 
+@pytest.mark.parametrize("question, specifics", [
+    ("郑州一家18个人的小微企业，残疾人就业保障金要不要交？", ()),
+    ("安阳一个300万的工程，采购单位必须专门面向中小企业吗", ()),
+    ("第二届展会面积做到6000平方米，按啥标准奖", (("第二届",),)),
+    ("2016年营收3000万的企业能奖多少", (("2016",),)),
+    ("10月27日的会议谁主持", (("10",), ("27",))),
+])
+def test_the_askers_own_quantities_are_not_specifics_a_clause_must_name(question, specifics):
+    """「18个人的企业」 is answered by 「30人（含）以下」, not by a clause that says 18; a year or a date
+    does pin the answer down."""
+    from assistant.abstention import specifics_missing
+    from assistant.query import question_specifics
+
+    assert question_specifics(question) == specifics
+    assert specifics_missing(QueryProfile.of(question), HEBI_ART4) == (1.0 if specifics else 0.0)
+
+
 def test_a_title_asked_without_its_city_suffix_is_still_looked_up(assistant):
     # the title is 鹤壁市地源热泵系统建设应用管理暂行办法; people drop the 市
     found = assistant.ask("鹤壁地源热泵系统建设应用管理暂行办法第十五条讲的是什么")
