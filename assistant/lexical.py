@@ -124,9 +124,11 @@ def _jieba_with_terms(user_terms: tuple[str, ...]):
             tokenizer.initialize()
             path = store_path()
             if not path.is_file():
+                import sqlite3
+
                 try:
                     write_store(tokenizer, path)
-                except (OSError, ImportError) as error:  # a read-only home: queries load the dictionary
+                except (OSError, sqlite3.Error) as error:  # a read-only or full disk: queries load the dictionary
                     logging.getLogger(__name__).info("jieba word store not written: %s", error)
             _JIEBA_BY_TERMS[user_terms] = _add_user_terms(tokenizer, user_terms)
         return tokenizer

@@ -85,7 +85,7 @@ class Lexicon:
     intent_kinds: tuple[FactKind, ...]  # role "intent"
     number_kind: FactKind | None = None  # role "number": how much / how many, answered by any number
     detail_kinds: tuple["DetailKind", ...] = ()  # detail_kinds.tsv
-    quantity_units: tuple[str, ...] = ()  # quantity_units.txt, longest first
+    quantity_units: tuple[str, ...] = ()  # quantity_units.txt
 
 
 def _rows(name: str, columns: int = 1, directory: Path = DATA_DIR) -> list[list[str]]:
@@ -143,7 +143,7 @@ def load_lexicon(directory: Path = DATA_DIR) -> Lexicon:
         everyday_words=_mapping("everyday_words.tsv", directory),
         function_chars=frozenset("".join(_words("function_chars.txt", directory))),
         aspect_words=tuple(_words("aspect_words.txt", directory)),
-        quantity_units=tuple(sorted(_words("quantity_units.txt", directory), key=len, reverse=True)),
+        quantity_units=tuple(_words("quantity_units.txt", directory)),
         fact_kinds=tuple(k for k in kinds if k.role == "fact"),
         intent_kinds=tuple(k for k in kinds if k.role == "intent"),
         number_kind=next((k for k in kinds if k.role == "number"), None),

@@ -163,7 +163,7 @@ def question_specifics(question: str) -> tuple[tuple[str, ...], ...]:
     rest = _ORDINAL_RE.sub("", text)
     for match in _DIGITS_RE.finditer(rest):
         # 「营收3000万」「18个人」: the asker's own situation, answered by a threshold, not named
-        if rest[match.end():].lstrip().startswith(LEXICON.quantity_units or ("\0",)):
+        if rest[match.end():].lstrip().startswith(LEXICON.quantity_units):
             continue
         found.append((match.group(),))
     return tuple(dict.fromkeys(found))

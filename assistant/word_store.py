@@ -121,9 +121,6 @@ class StoredFrequencies:
     def __setitem__(self, word: str, count: int) -> None:
         self._added[word] = int(count)
 
-    def __len__(self) -> int:
-        return self.words + sum(1 for w in self._added if self._known.get(w, _ABSENT) is _ABSENT)
-
     def close(self) -> None:
         self._db.close()
 
