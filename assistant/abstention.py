@@ -137,6 +137,7 @@ class AbstentionSignals:
     specifics_missing_top: float = 0.0  # the same, for the top FACT_CLAUSES clauses' best
     city_unconfirmed: bool = False  # the question names a city that the best sentence's clause neither comes from nor names
     number_missing_first: bool = False  # the question asks how much / how many; the sentence quoted first states no number
+    question_prior: float | None = None  # log-odds that a question like this one is answered here (learned.QuestionPrior)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,6 +163,8 @@ class AbstentionSignals:
             "specifics_missing_top": self.specifics_missing_top,
             "city_unconfirmed": float(self.city_unconfirmed),
             "number_missing_first": float(self.number_missing_first),
+            # only the prior abstention model reads it, and only when the prior applies (else None)
+            "question_prior": self.question_prior if self.question_prior is not None else 0.0,
         }
 
 
@@ -169,6 +172,8 @@ ABSTENTION_FEATURES = ("coverage", "relevance", "dense_similarity", "key_term_co
                        "modes_agree", "fact_missing", "best_sentence", "best_similarity", "chosen_coverage",
                        "chosen_fact_missing", "detail_missing_chosen", "detail_missing_clauses", "specifics_missing",
                        "specifics_missing_top", "city_unconfirmed", "number_missing_first")
+# The same and the question prior: read where the prior applies (the corpus and encoder it was fitted on).
+ABSTENTION_PRIOR_FEATURES = (*ABSTENTION_FEATURES, "question_prior")
 FACT_CLAUSES = 3  # the top clauses searched for a sentence carrying the asked-for kind of fact
 CHOSEN_SENTENCES = 3  # the best sentences (those an answer quotes) checked for the asked-for details
 

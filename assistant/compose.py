@@ -54,6 +54,9 @@ RELATIVE_RELEVANCE_CUTOFF = 0.9
 RELATIVE_PROBABILITY_CUTOFF = 0.05
 SENTENCE_MODEL_FILE = "sentence_model.json"
 ABSTENTION_MODEL_FILE = "abstention_model.json"
+# The abstention model that also reads the question prior, used where the prior applies.
+PRIOR_ABSTENTION_MODEL_FILE = "abstention_prior_model.json"
+QUESTION_PRIOR_FILE = "question_prior.json"
 DEFAULT = "default"  # load the shipped model file (None: use the hand-set rule / scores)
 # Compilations repeat notices (national measure, then the province's copy): a sentence whose
 # character bigrams overlap a chosen one this much is the same quote again.
@@ -107,6 +110,7 @@ class AnswerRequest:
     term_rarity: TermRarity | None = None
     quotes: QuoteMaker = field(default_factory=QuoteMaker)
     similarity: SimilarityFn | None = None  # dense cosine of texts to the question, when an encoder is at hand
+    question_prior: float | None = None  # learned.QuestionPrior's log-odds, where it applies to this index
 
     @property
     def question(self) -> str:
@@ -138,7 +142,8 @@ class ExtractiveComposer:
     def __init__(self, *, max_quotes: int = MAX_QUOTES, clauses_to_read: int = CLAUSES_TO_READ,
                  max_chars: int = MAX_ANSWER_CHARS, rule: AbstentionRule | None = None,
                  sentence_model: LogisticModel | str | None = DEFAULT,
-                 abstention_model: LogisticModel | str | None = DEFAULT):
+                 abstention_model: LogisticModel | str | None = DEFAULT,
+                 prior_abstention_model: LogisticModel | str | None = DEFAULT):
         if max_quotes < 1 or clauses_to_read < 1 or max_chars < 20:
             raise ValueError("max_quotes and clauses_to_read must be >= 1 and max_chars >= 20")
         self.max_quotes = max_quotes
@@ -147,6 +152,8 @@ class ExtractiveComposer:
         self.rule = rule or AbstentionRule()
         self.sentence_model = load_model(SENTENCE_MODEL_FILE) if sentence_model == DEFAULT else sentence_model
         self.abstention_model = load_model(ABSTENTION_MODEL_FILE) if abstention_model == DEFAULT else abstention_model
+        self.prior_abstention_model = (load_model(PRIOR_ABSTENTION_MODEL_FILE) if prior_abstention_model == DEFAULT
+                                       else prior_abstention_model)
 
     def assess(self, request: AnswerRequest) -> tuple[list[ScoredSentence], AbstentionSignals]:
         """The scored sentences of the clauses that fit the city asked about (best first: by the
@@ -157,6 +164,7 @@ class ExtractiveComposer:
         scored = score_sentences(profile, fitting, self.clauses_to_read, request.similarity)
         signals = abstention_signals(profile, fitting, scored, request.result.dense_similarity,
                                      term_rarity=request.term_rarity, all_hits=hits)
+        signals = replace(signals, question_prior=request.question_prior)
         # The learned models read the dense encoder's view too: callers with bare hits (no encoder,
         # no corpus rarity) get the hand-set scores and rule.
         if self.sentence_model is not None and scored and request.similarity is not None:
@@ -170,10 +178,13 @@ class ExtractiveComposer:
         return scored, with_chosen(signals, profile, scored)
 
     def abstention_reason(self, signals: AbstentionSignals) -> str | None:
-        """None to answer, else why not: the learned model when shipped, the hand-set rule otherwise."""
-        if self.abstention_model is not None and signals.best_sentence is not None and signals.dense_similarity is not None:
-            answerable = self.abstention_model.probability(signals.features())
-            refuse = answerable < self.abstention_model.threshold
+        """None to answer, else why not: the learned model when shipped (the one that reads the
+        question prior where the prior applies), the hand-set rule otherwise."""
+        model = self.abstention_model
+        if signals.question_prior is not None and self.prior_abstention_model is not None:
+            model = self.prior_abstention_model
+        if model is not None and signals.best_sentence is not None and signals.dense_similarity is not None:
+            refuse = model.probability(signals.features()) < model.threshold
         else:
             refuse = self.rule.should_abstain(signals)
         if not refuse:

@@ -8,6 +8,16 @@ the files; nothing here fits anything.
 >>> model = load_model("sentence_model.json")
 >>> model.probability({"sentence_terms": 0.8, "hit_rank_prior": 1.0, ...})
 0.73
+
+A :class:`QuestionPrior` reads the encoded question alone: how likely a question of that kind is
+to be answered by the corpus it was fitted on. It holds the encoder id and the corpus files'
+sha256 it was fitted with, and applies to an index of that corpus and encoder only.
+
+>>> prior = load_model("question_prior.json")
+>>> prior.applies_to(retriever.model_id, retriever.manifest["files"].values())
+True
+>>> prior.logit(result.query_vector)
+1.8
 """
 
 from __future__ import annotations
@@ -78,20 +88,73 @@ class LogisticModel:
                    float(data["intercept"]), float(data.get("threshold", 0.5)), dict(data.get("info") or {}))
 
 
-def save_model(model: LogisticModel, name: str, directory: Path = DATA_DIR) -> Path:
+@dataclass(frozen=True)
+class QuestionPrior:
+    """A linear model over the encoder's question vector: the log-odds that a question like this
+    one is answered by the corpus it was fitted on (「…补贴每辆车多少钱」 often is not; 「…能申请吗」
+    often is). It says nothing about another corpus, so it applies only to an index built from the
+    same files (``corpus``: their sha256) with the same encoder (``model_id``)."""
+
+    coef: tuple[float, ...]
+    intercept: float
+    model_id: str
+    corpus: tuple[str, ...]  # sha256 of each corpus file it was fitted on, sorted
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if not self.coef or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (*self.coef, self.intercept)):
+            raise ValueError("a QuestionPrior needs finite coefficients, one per vector dimension")
+        if not self.model_id or not self.corpus:
+            raise ValueError("a QuestionPrior must name the encoder and the corpus it was fitted on")
+
+    @property
+    def dimension(self) -> int:
+        return len(self.coef)
+
+    def applies_to(self, model_id: str, corpus_sha256s) -> bool:
+        """Fitted with this encoder on exactly these corpus files (in any order, under any names)."""
+        return model_id == self.model_id and tuple(sorted(corpus_sha256s)) == self.corpus
+
+    def logit(self, vector) -> float:
+        vector = np.asarray(vector, dtype=np.float64).reshape(-1)
+        if vector.shape[0] != self.dimension:
+            raise ValueError(f"a {vector.shape[0]}-d vector for a {self.dimension}-d QuestionPrior")
+        return float(vector @ np.asarray(self.coef) + self.intercept)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "question_prior", "model_id": self.model_id, "corpus": list(self.corpus),
+                "intercept": self.intercept, "coef": list(self.coef), "info": self.info}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QuestionPrior:
+        if data.get("kind") != "question_prior":
+            raise ValueError(f"not a question prior: kind {data.get('kind')!r}")
+        return cls(tuple(map(float, data["coef"])), float(data["intercept"]), str(data["model_id"]),
+                   tuple(sorted(map(str, data["corpus"]))), dict(data.get("info") or {}))
+
+
+MODEL_KINDS = {"logistic": LogisticModel, "question_prior": QuestionPrior}
+
+
+def save_model(model: LogisticModel | QuestionPrior, name: str, directory: Path = DATA_DIR) -> Path:
     path = Path(directory) / name
     path.write_text(json.dumps(model.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return path
 
 
 @lru_cache(maxsize=None)
-def load_model(name: str, directory: Path = DATA_DIR) -> LogisticModel | None:
-    """The model in ``directory/name``, loaded once; None when the file does not exist."""
+def load_model(name: str, directory: Path = DATA_DIR) -> LogisticModel | QuestionPrior | None:
+    """The model in ``directory/name`` (of the kind its file names), loaded once; None when the
+    file does not exist."""
     path = Path(directory) / name
     if not path.is_file():
         return None
     try:
-        return LogisticModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {kind!r}")
+        return MODEL_KINDS[kind].from_dict(data)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a valid model file ({error}); refit it with "
                          f"python -m assistant.evaluation.learning") from None

@@ -27,9 +27,18 @@ from pathlib import Path
 import numpy as np
 
 from assistant.abstention import TermRarity
-from assistant.compose import AnswerRequest, Composer, ExtractiveComposer, QuoteMaker, abstain, fit_budget
+from assistant.compose import (
+    QUESTION_PRIOR_FILE,
+    AnswerRequest,
+    Composer,
+    ExtractiveComposer,
+    QuoteMaker,
+    abstain,
+    fit_budget,
+)
 from assistant.dialogue import is_elliptical, previous_question, resolve_followup
 from assistant.errors import AssistantError
+from assistant.learned import QuestionPrior, load_model
 from assistant.lookup import find, parse_reference
 from assistant.query import QueryProfile, prepare_query
 from assistant.render import render_quotes
@@ -61,6 +70,7 @@ class Assistant:
         self.k = k
         self.term_rarity = TermRarity(retriever.clauses)
         self.quotes = QuoteMaker(LineLocator(retriever.documents), _item_label_function())
+        self.question_prior = applicable_question_prior(retriever)
         self._sentence_vectors: dict[str, np.ndarray] = {}
         self._cache_lock = threading.Lock()
 
@@ -110,9 +120,17 @@ class Assistant:
         profile = question if isinstance(question, QueryProfile) else self.profile(question)
         if not isinstance(result, SearchResult):
             result = SearchResult(result)
-        request = AnswerRequest(profile, result, self.term_rarity, self.quotes, self._similarity(result))
+        request = AnswerRequest(profile, result, self.term_rarity, self.quotes, self._similarity(result),
+                                self._question_prior(result))
         answer = self.composer.compose(request)
         return verify_answer(answer, request.hits)
+
+    def _question_prior(self, result: SearchResult) -> float | None:
+        """The question prior's log-odds for the encoded question (None where it does not apply,
+        or no dense search ran)."""
+        if self.question_prior is None or result.query_vector is None:
+            return None
+        return self.question_prior.logit(result.query_vector)
 
     def _similarity(self, result: SearchResult):
         """Cosine of candidate sentences to the encoded question (None without a query vector).
@@ -168,6 +186,16 @@ class Assistant:
     @property
     def composer_budget(self) -> int:
         return getattr(self.composer, "max_chars", 400)
+
+
+def applicable_question_prior(retriever) -> QuestionPrior | None:
+    """The shipped question prior, if it was fitted on this index's corpus files with its encoder:
+    what kinds of question the bundled notices answer says nothing about anybody else's."""
+    prior = load_model(QUESTION_PRIOR_FILE)
+    files = (getattr(retriever, "manifest", None) or {}).get("files") or {}
+    if not isinstance(prior, QuestionPrior) or not prior.applies_to(getattr(retriever, "model_id", None), files.values()):
+        return None
+    return prior
 
 
 def document_name_of(document) -> str:

@@ -13,7 +13,12 @@ Two logistic models, each over a few general features the pipeline already compu
   coverage, dense similarity, key-term coverage, the dense rank of the first hit, whether the
   asked-for fact is carried, and the sentence model's best (out-of-fold) probability; its
   threshold is chosen on the out-of-fold probabilities to abstain on as many unanswerable
-  questions as possible at <= MAX_FALSE_ABSTENTION of the answerable ones.
+  questions as possible at <= MAX_FALSE_ABSTENTION of the answerable ones;
+- the question prior (``question_prior.json``): a logistic model over the encoded question alone,
+  P(a question like this is answered by this corpus), stamped with the index's encoder and corpus
+  files; and the prior abstention model (``abstention_prior_model.json``): the abstention
+  features plus the prior's out-of-fold log-odds, used where the prior applies. Its CV is nested:
+  inside each outer fold the prior is refitted on the training questions alone.
 
 Only ``eval/qa.jsonl`` is ever read here: the blind test set is never used for fitting or for
 choosing thresholds. Whether a model is kept is decided by comparing the eval on the test set with
@@ -31,15 +36,23 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.abstention import ABSTENTION_FEATURES, with_chosen
-from assistant.compose import ABSTENTION_MODEL_FILE, SENTENCE_MODEL_FILE, AnswerRequest, ExtractiveComposer
+from assistant.abstention import ABSTENTION_FEATURES, ABSTENTION_PRIOR_FEATURES, with_chosen
+from assistant.compose import (
+    ABSTENTION_MODEL_FILE,
+    PRIOR_ABSTENTION_MODEL_FILE,
+    QUESTION_PRIOR_FILE,
+    SENTENCE_MODEL_FILE,
+    AnswerRequest,
+    ExtractiveComposer,
+)
 from assistant.evaluation.metrics import EvidenceMatcher
 from assistant.evaluation.qa import load_qa
-from assistant.learned import LogisticModel, save_model
+from assistant.learned import LogisticModel, QuestionPrior, save_model
 from assistant.sentences import SENTENCE_FEATURES, sentence_features
 
 MAX_FALSE_ABSTENTION = 0.04  # below the issue's 5 %, leaving room for new questions
 FOLDS = 5
+PRIOR_C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)  # the question prior's inverse L2 strength, chosen by CV AUC
 
 
 def collect(assistant, items, k: int = 10) -> tuple[list[dict], list[dict]]:
@@ -48,7 +61,7 @@ def collect(assistant, items, k: int = 10) -> tuple[list[dict], list[dict]]:
     Runs each question through the same steps as ``Assistant.answer`` (one search, the composer's
     assessment) with the hand-set composer, so the features are the ones used at run time.
     """
-    composer = ExtractiveComposer(sentence_model=None, abstention_model=None)
+    composer = ExtractiveComposer(sentence_model=None, abstention_model=None, prior_abstention_model=None)
     questions, sentences = [], []
     for n, item in enumerate(items):
         profile = assistant.profile(item.question)
@@ -63,7 +76,8 @@ def collect(assistant, items, k: int = 10) -> tuple[list[dict], list[dict]]:
             sentences.append({"question": n, "features": features, "label": any(m.covered_by(s.sentence.text) for m in matchers),
                               "hand_score": s.score})
         questions.append({"id": item.id, "answerable": item.answerable, "signals": signals, "index": n,
-                          "has_candidates": bool(scored), "profile": profile, "scored": scored})
+                          "has_candidates": bool(scored), "profile": profile, "scored": scored,
+                          "query_vector": result.query_vector})
     return questions, sentences
 
 
@@ -156,35 +170,96 @@ def signals_as_run(questions, sentences, oof: np.ndarray) -> list:
     return out
 
 
-def fit_abstention_model(questions, signals: list, C: float = 1.0) -> tuple[LogisticModel, dict]:
-    """``signals``: per question, as at run time (:func:`signals_as_run`)."""
-    rows = [s.features() for s in signals]
-    X = np.array([[r[f] for f in ABSTENTION_FEATURES] for r in rows], dtype=float)
-    y = np.array([q["answerable"] for q in questions], dtype=bool)
-    seeds = range(5)
+def _sigmoid_of(fitted, X: np.ndarray) -> np.ndarray:
+    mean, scale, coef, intercept = fitted
+    return 1 / (1 + np.exp(-(((X - mean) / scale) @ coef + intercept)))
+
+
+def _cv_abstention(matrices, y: np.ndarray, C: float, seeds=range(5)) -> tuple[list[float], list[float]]:
+    """Abstention and false abstention of the out-of-fold decisions, per seed. ``matrices(train,
+    test)`` gives the feature rows of the training and the held-out questions of one fold."""
     ua, fa = [], []
     for seed in seeds:
-        fold = _folds(len(questions), seed=seed, strata=y.astype(int))
-        p_out = np.zeros(len(questions))
-        thresholds = np.zeros(len(questions))
+        fold = _folds(len(y), seed=seed, strata=y.astype(int))
+        abstain = np.zeros(len(y), bool)
         for f in range(FOLDS):
             train, test = fold != f, fold == f
-            mean, scale, coef, intercept = _logistic(X[train], y[train].astype(int), C)
-            p_train = 1 / (1 + np.exp(-(((X[train] - mean) / scale) @ coef + intercept)))
-            thresholds[test] = _best_threshold(p_train, y[train])
-            p_out[test] = 1 / (1 + np.exp(-(((X[test] - mean) / scale) @ coef + intercept)))
-        abstain = p_out < thresholds
-        ua.append(abstain[~y].mean())
-        fa.append(abstain[y].mean())
+            X_train, X_test = matrices(train, test)
+            fitted = _logistic(X_train, y[train].astype(int), C)
+            threshold = _best_threshold(_sigmoid_of(fitted, X_train), y[train])
+            abstain[test] = _sigmoid_of(fitted, X_test) < threshold
+        ua.append(round(float(abstain[~y].mean()), 3))
+        fa.append(round(float(abstain[y].mean()), 3))
+    return ua, fa
+
+
+def _final_abstention_model(features, X: np.ndarray, y: np.ndarray, C: float, info: dict) -> tuple[LogisticModel, dict]:
     fitted = _logistic(X, y.astype(int), C)
-    mean, scale, coef, intercept = fitted
-    p_all = 1 / (1 + np.exp(-(((X - mean) / scale) @ coef + intercept)))
-    threshold = _best_threshold(p_all, y)
-    info = {"cv_abstention_unanswerable": [round(float(v), 3) for v in ua],
-            "cv_false_abstention_answerable": [round(float(v), 3) for v in fa],
-            "in_sample_threshold": round(threshold, 4), "answerable": int(y.sum()), "unanswerable": int((~y).sum()),
-            "max_false_abstention": MAX_FALSE_ABSTENTION, "C": C}
-    return _as_model(ABSTENTION_FEATURES, fitted, threshold, info), info
+    threshold = _best_threshold(_sigmoid_of(fitted, X), y)
+    info = {**info, "in_sample_threshold": round(threshold, 4), "answerable": int(y.sum()),
+            "unanswerable": int((~y).sum()), "max_false_abstention": MAX_FALSE_ABSTENTION, "C": C}
+    return _as_model(features, fitted, threshold, info), info
+
+
+def fit_abstention_model(questions, signals: list, C: float = 1.0) -> tuple[LogisticModel, dict]:
+    """``signals``: per question, as at run time (:func:`signals_as_run`)."""
+    X = np.array([[s.features()[f] for f in ABSTENTION_FEATURES] for s in signals], dtype=float)
+    y = np.array([q["answerable"] for q in questions], dtype=bool)
+    ua, fa = _cv_abstention(lambda train, test: (X[train], X[test]), y, C)
+    return _final_abstention_model(ABSTENTION_FEATURES, X, y, C,
+                                   {"cv_abstention_unanswerable": ua, "cv_false_abstention_answerable": fa})
+
+
+def _prior_fit(V: np.ndarray, y: np.ndarray, C: float):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=5000).fit(V, y.astype(int))
+
+
+def _prior_oof(V: np.ndarray, y: np.ndarray, C: float, seed: int = 7) -> np.ndarray:
+    """Out-of-fold log-odds of the question prior for every row of V."""
+    fold = _folds(len(y), seed=seed, strata=y.astype(int))
+    out = np.zeros(len(y))
+    for f in range(FOLDS):
+        out[fold == f] = _prior_fit(V[fold != f], y[fold != f], C).decision_function(V[fold == f])
+    return out
+
+
+def fit_question_prior(questions, model_id: str, corpus) -> tuple[QuestionPrior, np.ndarray, dict]:
+    """The question prior over each question's encoded vector, its C chosen by out-of-fold AUC;
+    returns it, its out-of-fold log-odds for every question, and its CV scores."""
+    from sklearn.metrics import roc_auc_score
+
+    V = np.array([q["query_vector"] for q in questions], dtype=float)
+    y = np.array([q["answerable"] for q in questions], dtype=bool)
+    aucs = {C: round(float(roc_auc_score(y, _prior_oof(V, y, C))), 3) for C in PRIOR_C_GRID}
+    C = max(aucs, key=aucs.get)
+    fitted = _prior_fit(V, y, C)
+    info = {"cv_auc_by_C": {str(c): a for c, a in aucs.items()}, "C": C, "questions": len(y)}
+    prior = QuestionPrior(tuple(round(float(c), 7) for c in fitted.coef_[0]), float(fitted.intercept_[0]), model_id,
+                          tuple(sorted(corpus)), info)
+    return prior, _prior_oof(V, y, C), info
+
+
+def fit_prior_abstention_model(questions, signals: list, prior: QuestionPrior, prior_oof: np.ndarray,
+                               C: float = 1.0) -> tuple[LogisticModel, dict]:
+    """The abstention model that also reads the question prior (its out-of-fold log-odds). The CV
+    is nested: in each outer fold the prior is refitted on the training questions alone (their
+    prior values out of inner folds), so the held-out questions are new to it too."""
+    X = np.array([[s.features()[f] for f in ABSTENTION_FEATURES] for s in signals], dtype=float)
+    V = np.array([q["query_vector"] for q in questions], dtype=float)
+    y = np.array([q["answerable"] for q in questions], dtype=bool)
+    prior_C = prior.info["C"]
+
+    def matrices(train, test):
+        inner = _prior_oof(V[train], y[train], prior_C)
+        outer = _prior_fit(V[train], y[train], prior_C).decision_function(V[test])
+        return np.column_stack([X[train], inner]), np.column_stack([X[test], outer])
+
+    ua, fa = _cv_abstention(matrices, y, C)
+    return _final_abstention_model(ABSTENTION_PRIOR_FEATURES, np.column_stack([X, prior_oof]), y, C,
+                                   {"cv_abstention_unanswerable": ua, "cv_false_abstention_answerable": fa,
+                                    "nested_cv": True})
 
 
 def hand_rule_rates(questions) -> dict:
@@ -212,16 +287,26 @@ def main(argv: list[str] | None = None) -> int:
     items = load_qa(args.qa)
     questions, sentences = collect(assistant, items)
     sentence_model, oof, sentence_info = fit_sentence_model(questions, sentences)
-    abstention_model, abstention_info = fit_abstention_model(questions, signals_as_run(questions, sentences, oof))
-    stamp = {"fitted_on": args.qa, "model_id": assistant.retriever.model_id,
+    signals = signals_as_run(questions, sentences, oof)
+    abstention_model, abstention_info = fit_abstention_model(questions, signals)
+    model_id = assistant.retriever.model_id
+    prior, prior_oof, _ = fit_question_prior(questions, model_id, assistant.retriever.manifest["files"].values())
+    prior_model, _ = fit_prior_abstention_model(questions, signals, prior, prior_oof)
+    stamp = {"fitted_on": args.qa, "model_id": model_id,
              "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     sentence_model = replace(sentence_model, info={**sentence_model.info, **stamp})
     abstention_model = replace(abstention_model, info={**abstention_model.info, **hand_rule_rates(questions), **stamp})
-    print(json.dumps({"sentence_model": sentence_model.info, "abstention_model": abstention_model.info}, ensure_ascii=False, indent=1))
+    prior = replace(prior, info={**prior.info, **stamp})
+    prior_model = replace(prior_model, info={**prior_model.info, **stamp})
+    print(json.dumps({"sentence_model": sentence_model.info, "abstention_model": abstention_model.info,
+                      "question_prior": prior.info, "prior_abstention_model": prior_model.info},
+                     ensure_ascii=False, indent=1))
     print("sentence weights:", dict(zip(SENTENCE_FEATURES, [round(c, 3) for c in sentence_model.coef])))
     print("abstention weights:", dict(zip(ABSTENTION_FEATURES, [round(c, 3) for c in abstention_model.coef])))
+    print("prior abstention weights:", dict(zip(ABSTENTION_PRIOR_FEATURES, [round(c, 3) for c in prior_model.coef])))
     if not args.dry_run:
-        for model, name in ((sentence_model, SENTENCE_MODEL_FILE), (abstention_model, ABSTENTION_MODEL_FILE)):
+        for model, name in ((sentence_model, SENTENCE_MODEL_FILE), (abstention_model, ABSTENTION_MODEL_FILE),
+                            (prior, QUESTION_PRIOR_FILE), (prior_model, PRIOR_ABSTENTION_MODEL_FILE)):
             print(f"wrote {save_model(model, name)}")
     return 0
 
