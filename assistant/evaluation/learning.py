@@ -123,8 +123,7 @@ def fit_sentence_model(questions, sentences, C: float = 1.0) -> tuple[LogisticMo
     for f in range(FOLDS):
         train = train_rows & (fold != f)
         test = fold == f
-        mean, scale, coef, intercept = _logistic(X[train], y[train], C)
-        oof[test] = 1 / (1 + np.exp(-(((X[test] - mean) / scale) @ coef + intercept)))
+        oof[test] = _sigmoid_of(_logistic(X[train], y[train], C), X[test])
     # CV score: share of answerable questions (with a covering candidate) whose best sentence covers
     learned_hits = hand_hits = reachable = 0
     for q in sorted(answerable):
@@ -232,13 +231,14 @@ def fit_question_prior(questions, model_id: str, corpus) -> tuple[QuestionPrior,
 
     V = np.array([q["query_vector"] for q in questions], dtype=float)
     y = np.array([q["answerable"] for q in questions], dtype=bool)
-    aucs = {C: round(float(roc_auc_score(y, _prior_oof(V, y, C))), 3) for C in PRIOR_C_GRID}
+    oofs = {C: _prior_oof(V, y, C) for C in PRIOR_C_GRID}
+    aucs = {C: round(float(roc_auc_score(y, oof)), 3) for C, oof in oofs.items()}
     C = max(aucs, key=aucs.get)
     fitted = _prior_fit(V, y, C)
     info = {"cv_auc_by_C": {str(c): a for c, a in aucs.items()}, "C": C, "questions": len(y)}
     prior = QuestionPrior(tuple(round(float(c), 7) for c in fitted.coef_[0]), float(fitted.intercept_[0]), model_id,
                           tuple(sorted(corpus)), info)
-    return prior, _prior_oof(V, y, C), info
+    return prior, oofs[C], info
 
 
 def fit_prior_abstention_model(questions, signals: list, prior: QuestionPrior, prior_oof: np.ndarray,
