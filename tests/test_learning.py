@@ -16,7 +16,8 @@ def _questions(n=300, seed=0):
     vectors = rng.normal(size=(n, 8))
     vectors[:, 0] += np.where(answerable, 1.5, -1.5)
     coverage = np.clip(rng.normal(np.where(answerable, 0.7, 0.5), 0.2), 0, 1)
-    questions = [{"answerable": bool(a), "query_vector": v, "index": i} for i, (a, v) in enumerate(zip(answerable, vectors))]
+    questions = [{"id": f"w{i % 4}-{i:03d}", "answerable": bool(a), "query_vector": v, "index": i}
+                 for i, (a, v) in enumerate(zip(answerable, vectors))]
     signals = [AbstentionSignals(coverage=float(c), relevance=float(c), top_score=1.0, modes_agree=True,
                                  dense_similarity=0.8, best_sentence=0.5) for c in coverage]
     return questions, signals
@@ -46,6 +47,25 @@ def test_the_prior_abstention_model_reads_the_prior_and_reports_a_nested_cv():
     general, general_info = learning.fit_abstention_model(questions, signals)
     assert "question_prior" not in general.features
     assert np.mean(general_info["cv_abstention_unanswerable"]) < np.mean(ua)
+
+
+def test_the_threshold_is_read_on_questions_from_writing_batches_the_model_did_not_see():
+    questions, signals = _questions()
+    assert list(learning.writing_batches(questions[:5])) == ["w0", "w1", "w2", "w3", "w0"]
+    model, info = learning.fit_abstention_model(questions, signals)
+    assert info["threshold_from"] == "writing batches held out" and model.threshold == pytest.approx(info["threshold"], abs=1e-4)
+    assert info["held_out_batches_false_abstention_answerable"] <= learning.MAX_FALSE_ABSTENTION
+    # each batch is held out once, and never in its own training part
+    X = np.arange(12, dtype=float).reshape(-1, 1)
+    y = np.array([False] * 6 + [True] * 6)
+    seen = []
+
+    def matrices(train, test):
+        seen.append((train.copy(), test.copy()))
+        return X[train], X[test]
+
+    learning._held_out_batches(matrices, y, np.array(["a", "b", "c"] * 4), 1.0)
+    assert len(seen) == 3 and all(not (train & test).any() and (train | test).all() for train, test in seen)
 
 
 def test_learning_refuses_the_blind_test_set(capsys):
