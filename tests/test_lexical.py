@@ -67,6 +67,10 @@ def test_everyday_words_also_search_the_official_term():
     assert "地区生产总值" in "".join(tokenizer.words("今年GDP打算增长多少"))  # upper case typed, matched lower
     assert {"民营企业"} <= set(tokenizer.words("鹤壁民企被侵权找谁"))
     assert "薪酬" not in tokenizer.words("国企高管的待遇")  # only when the everyday word is there
+    # short forms of policy language search the spelled-out term the notices mostly use
+    assert "高级管理人员" in "".join(tokenizer.words("国企高管的待遇"))
+    assert "环境影响评价" in "".join(tokenizer.words("安阳环评没批就开工能免罚吗"))
+    assert "规模以上" in "".join(tokenizer.words("规上企业满负荷生产有奖励吗"))
 
 
 def test_index_ids_builds_what_bm25s_builds_to_the_byte():
