@@ -2,7 +2,7 @@
 
     python -m assistant.evaluation.learning --index index/default --qa eval/qa.jsonl [--dry-run]
 
-Two logistic models, each over a few general features the pipeline already computes:
+Four models, each over general features the pipeline already computes:
 
 - the sentence model (``sentence_model.json``): P(a candidate sentence of the top clauses covers the
   question's evidence), from term overlap, distinctive terms, the clause's rank, whether it carries
