@@ -170,6 +170,19 @@ def signals_as_run(questions, sentences, oof: np.ndarray) -> list:
     return out
 
 
+def _answerable(questions) -> np.ndarray:
+    return np.array([q["answerable"] for q in questions], dtype=bool)
+
+
+def _abstention_matrix(signals: list) -> np.ndarray:
+    """One row of the general abstention features per question."""
+    return np.array([[s.features()[f] for f in ABSTENTION_FEATURES] for s in signals], dtype=float)
+
+
+def _question_vectors(questions) -> np.ndarray:
+    return np.array([q["query_vector"] for q in questions], dtype=float)
+
+
 def _sigmoid_of(fitted, X: np.ndarray) -> np.ndarray:
     mean, scale, coef, intercept = fitted
     return 1 / (1 + np.exp(-(((X - mean) / scale) @ coef + intercept)))
@@ -225,8 +238,9 @@ def _final_abstention_model(features, X: np.ndarray, y: np.ndarray, C: float, he
 
 def fit_abstention_model(questions, signals: list, C: float = 1.0) -> tuple[LogisticModel, dict]:
     """``signals``: per question, as at run time (:func:`signals_as_run`)."""
-    X = np.array([[s.features()[f] for f in ABSTENTION_FEATURES] for s in signals], dtype=float)
-    y = np.array([q["answerable"] for q in questions], dtype=bool)
+    X = _abstention_matrix(signals)
+    y = _answerable(questions)
+
     def matrices(train, test):
         return X[train], X[test]
 
@@ -256,8 +270,8 @@ def fit_question_prior(questions, model_id: str, corpus) -> tuple[QuestionPrior,
     returns it, its out-of-fold log-odds for every question, and its CV scores."""
     from sklearn.metrics import roc_auc_score
 
-    V = np.array([q["query_vector"] for q in questions], dtype=float)
-    y = np.array([q["answerable"] for q in questions], dtype=bool)
+    V = _question_vectors(questions)
+    y = _answerable(questions)
     oofs = {C: _prior_oof(V, y, C) for C in PRIOR_C_GRID}
     aucs = {C: round(float(roc_auc_score(y, oof)), 3) for C, oof in oofs.items()}
     C = max(aucs, key=aucs.get)
@@ -273,9 +287,9 @@ def fit_prior_abstention_model(questions, signals: list, prior: QuestionPrior, p
     """The abstention model that also reads the question prior (its out-of-fold log-odds). The CV
     is nested: in each outer fold the prior is refitted on the training questions alone (their
     prior values out of inner folds), so the held-out questions are new to it too."""
-    X = np.array([[s.features()[f] for f in ABSTENTION_FEATURES] for s in signals], dtype=float)
-    V = np.array([q["query_vector"] for q in questions], dtype=float)
-    y = np.array([q["answerable"] for q in questions], dtype=bool)
+    X = _abstention_matrix(signals)
+    V = _question_vectors(questions)
+    y = _answerable(questions)
     prior_C = prior.info["C"]
 
     def matrices(train, test):
@@ -294,7 +308,7 @@ def hand_rule_rates(questions) -> dict:
     from assistant.abstention import AbstentionRule
 
     rule = AbstentionRule()
-    y = np.array([q["answerable"] for q in questions], dtype=bool)
+    y = _answerable(questions)
     abstain = np.array([rule.should_abstain(q["signals"]) for q in questions])
     return {"hand_rule_abstention_unanswerable": round(float(abstain[~y].mean()), 3),
             "hand_rule_false_abstention_answerable": round(float(abstain[y].mean()), 3)}
