@@ -51,7 +51,9 @@ from assistant.evaluation.qa import load_qa
 from assistant.learned import LogisticModel, QuestionPrior, save_model
 from assistant.sentences import SENTENCE_FEATURES, sentence_features
 
-MAX_FALSE_ABSTENTION = 0.04  # below the 5 %, leaving room for new questions
+# Read on held-out writing batches, a new writer's questions still see about one point more than
+# this (eval/README.md, the d6 check), so it sits two points below the 5 %.
+MAX_FALSE_ABSTENTION = 0.03
 FOLDS = 5
 PRIOR_C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)  # the question prior's inverse L2 strength, chosen by CV AUC
 
