@@ -60,6 +60,25 @@ def test_the_shipped_prior_and_its_abstention_model_load_and_match():
     assert model.coef[model.features.index("question_prior")] > 0
 
 
+def test_the_shipped_abstention_models_were_fitted_on_todays_dev_set_at_todays_budget():
+    """A dev question added, or the false-abstention budget moved, without a refit fails here:
+    the shipped thresholds would then belong to other data or another rule."""
+    from pathlib import Path
+
+    from assistant.compose import ABSTENTION_MODEL_FILE
+    from assistant.evaluation.learning import MAX_FALSE_ABSTENTION
+
+    dev = [json.loads(line) for line in (Path(__file__).parents[1] / "eval" / "qa.jsonl").read_text(encoding="utf-8").splitlines()
+           if line.strip()]
+    answerable = sum(bool(item["answerable"]) for item in dev)
+    for name in (ABSTENTION_MODEL_FILE, PRIOR_ABSTENTION_MODEL_FILE):
+        info = load_model(name).info
+        assert (info["answerable"], info["unanswerable"]) == (answerable, len(dev) - answerable), name
+        assert info["max_false_abstention"] == MAX_FALSE_ABSTENTION, name
+        assert info["held_out_batches_false_abstention_answerable"] <= MAX_FALSE_ABSTENTION, name
+    assert load_model(QUESTION_PRIOR_FILE).info["questions"] == len(dev)
+
+
 def test_the_bundled_index_gets_the_prior_and_an_answer_reads_it(bundled_retriever, monkeypatch):
     assistant = Assistant(bundled_retriever)
     assert assistant.question_prior is load_model(QUESTION_PRIOR_FILE)
