@@ -5,17 +5,20 @@ built with that encoder."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from assistant.abstention import ABSTENTION_FEATURES, ABSTENTION_PRIOR_FEATURES
 from assistant.compose import (
+    ABSTENTION_MODEL_FILE,
     PRIOR_ABSTENTION_MODEL_FILE,
     QUESTION_PRIOR_FILE,
     AnswerRequest,
     ExtractiveComposer,
 )
+from assistant.evaluation.learning import MAX_FALSE_ABSTENTION
 from assistant.learned import LogisticModel, QuestionPrior, load_model
 from assistant.pipeline import Assistant, applicable_question_prior
 from assistant.query import QueryProfile
@@ -63,13 +66,8 @@ def test_the_shipped_prior_and_its_abstention_model_load_and_match():
 def test_the_shipped_abstention_models_were_fitted_on_todays_dev_set_at_todays_budget():
     """A dev question added, or the false-abstention budget moved, without a refit fails here:
     the shipped thresholds would then belong to other data or another rule."""
-    from pathlib import Path
-
-    from assistant.compose import ABSTENTION_MODEL_FILE
-    from assistant.evaluation.learning import MAX_FALSE_ABSTENTION
-
-    dev = [json.loads(line) for line in (Path(__file__).parents[1] / "eval" / "qa.jsonl").read_text(encoding="utf-8").splitlines()
-           if line.strip()]
+    lines = (Path(__file__).parents[1] / "eval" / "qa.jsonl").read_text(encoding="utf-8").splitlines()
+    dev = [json.loads(line) for line in lines if line.strip()]
     answerable = sum(bool(item["answerable"]) for item in dev)
     for name in (ABSTENTION_MODEL_FILE, PRIOR_ABSTENTION_MODEL_FILE):
         info = load_model(name).info
