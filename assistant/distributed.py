@@ -51,6 +51,8 @@ import numpy as np
 
 from assistant.errors import AssistantError
 
+GCS_PORT_WAIT_VARIABLE = "RAY_gcs_server_port_wait_time_s"  # read by ray.init when it starts a local Ray
+LOCAL_GCS_PORT_WAIT_S = "120"
 RAY_PIP = 'pip install "ray[data]"'  # or: pip install -e ".[ray]"
 LOCAL = "local"
 ENCODE_BATCH = 64  # texts per Ray batch: small enough to balance two actors on a small corpus
@@ -149,6 +151,9 @@ class RayBuild:
             from assistant.embedding import available_threads
 
             _say(self.progress, f"启动本地 Ray / starting a local Ray with {self.num_cpus or available_threads()} CPUs ...")
+            # Ray waits 30 s for its GCS server to publish a port; on a busy 2-core machine the
+            # server has taken longer, and the build failed at start-up. A setting of the user's own wins.
+            os.environ.setdefault(GCS_PORT_WAIT_VARIABLE, LOCAL_GCS_PORT_WAIT_S)
             ray.init(num_cpus=self.num_cpus or available_threads(), **options)
             return
         check_reachable(address)

@@ -9,6 +9,7 @@ other's embedding cache (the Ray encoder must really encode).
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -208,6 +209,25 @@ def test_messages_name_the_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(AssistantError, match=r'pip install "ray\[data\]"'):
         import_ray()
+
+
+@pytest.mark.parametrize("own", [None, "45"])
+def test_a_local_ray_gets_time_to_start_its_gcs_server_unless_the_user_set_it(monkeypatch, own):
+    """Ray's default 30 s wait for the GCS port has run out on a busy 2-core machine."""
+    seen = []
+
+    class FakeRay:
+        @staticmethod
+        def init(**kwargs):
+            seen.append(os.environ.get(distributed.GCS_PORT_WAIT_VARIABLE))
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if own is None:
+        monkeypatch.delenv(distributed.GCS_PORT_WAIT_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(distributed.GCS_PORT_WAIT_VARIABLE, own)
+    RayBuild("local", num_cpus=1, progress=False)._init(FakeRay)
+    assert seen == [own or "120"]
 
 
 def test_cli_takes_ray_with_or_without_an_address():
