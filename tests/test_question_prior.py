@@ -19,6 +19,7 @@ from assistant.compose import (
     ExtractiveComposer,
 )
 from assistant.evaluation.learning import MAX_FALSE_ABSTENTION
+from assistant.evaluation.qa import load_qa
 from assistant.learned import LogisticModel, QuestionPrior, load_model
 from assistant.pipeline import Assistant, applicable_question_prior
 from assistant.query import QueryProfile
@@ -66,9 +67,8 @@ def test_the_shipped_prior_and_its_abstention_model_load_and_match():
 def test_the_shipped_abstention_models_were_fitted_on_todays_dev_set_at_todays_budget():
     """A dev question added, or the false-abstention budget moved, without a refit fails here:
     the shipped thresholds would then belong to other data or another rule."""
-    lines = (Path(__file__).parents[1] / "eval" / "qa.jsonl").read_text(encoding="utf-8").splitlines()
-    dev = [json.loads(line) for line in lines if line.strip()]
-    answerable = sum(bool(item["answerable"]) for item in dev)
+    dev = load_qa(Path(__file__).parents[1] / "eval" / "qa.jsonl")  # what learning.py fits on
+    answerable = sum(item.answerable for item in dev)
     for name in (ABSTENTION_MODEL_FILE, PRIOR_ABSTENTION_MODEL_FILE):
         info = load_model(name).info
         assert (info["answerable"], info["unanswerable"]) == (answerable, len(dev) - answerable), name
