@@ -18,6 +18,13 @@ sha256 it was fitted with, and applies to an index of that corpus and encoder on
 True
 >>> prior.logit(result.query_vector)
 1.8
+
+A :class:`QueryAdapter` is a low-rank linear map added to the encoded question before the dense
+search, ``q + (q @ down) @ up``, normalised: fitted so the hybrid fusion ranks the clauses that
+answered dev questions higher. Like the prior it learned this corpus, and applies only to it.
+
+>>> adapter = load_model("query_adapter.json")
+>>> adapter.apply(query_vector)   # what the dense search is given
 """
 
 from __future__ import annotations
@@ -112,8 +119,7 @@ class QuestionPrior:
         return len(self.coef)
 
     def applies_to(self, model_id: str, corpus_sha256s) -> bool:
-        """Fitted with this encoder on exactly these corpus files (in any order, under any names)."""
-        return model_id == self.model_id and tuple(sorted(corpus_sha256s)) == self.corpus
+        return _fitted_on(self, model_id, corpus_sha256s)
 
     def logit(self, vector) -> float:
         vector = np.asarray(vector, dtype=np.float64).reshape(-1)
@@ -133,17 +139,87 @@ class QuestionPrior:
                    tuple(sorted(map(str, data["corpus"]))), dict(data.get("info") or {}))
 
 
-MODEL_KINDS = {"logistic": LogisticModel, "question_prior": QuestionPrior}
+@dataclass(frozen=True)
+class QueryAdapter:
+    """``q -> normalise(q + (q @ down) @ up)``: a rank-r correction of the encoded question, fitted on
+    dev questions so the hybrid fusion puts the clauses that answer them higher. What it corrects
+    is how people ask about *these* notices (「税交不上能拖几个月」 -> 延期缴纳税款), so, like
+    :class:`QuestionPrior`, it applies only to an index of the same files and encoder."""
+
+    down: tuple[tuple[float, ...], ...]  # dimension x rank
+    up: tuple[tuple[float, ...], ...]  # rank x dimension
+    model_id: str
+    corpus: tuple[str, ...]  # sha256 of each corpus file it was fitted on, sorted
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        down, up = np.asarray(self.down, dtype=np.float64), np.asarray(self.up, dtype=np.float64)
+        if (down.ndim != 2 or up.ndim != 2 or down.shape[1] != up.shape[0] or down.shape[0] != up.shape[1]
+                or not down.size or not np.isfinite(down).all() or not np.isfinite(up).all()):
+            raise ValueError("a QueryAdapter needs finite matrices down (d x r) and up (r x d)")
+        if not self.model_id or not self.corpus:
+            raise ValueError("a QueryAdapter must name the encoder and the corpus it was fitted on")
+        object.__setattr__(self, "_map", (down @ up).astype(np.float32))  # d x d, made once
+
+    @property
+    def dimension(self) -> int:
+        return len(self.down)
+
+    def applies_to(self, model_id: str, corpus_sha256s) -> bool:
+        return _fitted_on(self, model_id, corpus_sha256s)
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """The adapted, unit-length vector(s): one (d,) vector or a (n, d) matrix."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape[-1] != self.dimension:
+            raise ValueError(f"a {vectors.shape[-1]}-d vector for a {self.dimension}-d QueryAdapter")
+        adapted = vectors + vectors @ self._map
+        norms = np.linalg.norm(adapted, axis=-1, keepdims=True)
+        return (adapted / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "query_adapter", "model_id": self.model_id, "corpus": list(self.corpus),
+                "down": [list(row) for row in self.down], "up": [list(row) for row in self.up], "info": self.info}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QueryAdapter:
+        if data.get("kind") != "query_adapter":
+            raise ValueError(f"not a query adapter: kind {data.get('kind')!r}")
+        return cls(tuple(tuple(map(float, row)) for row in data["down"]), tuple(tuple(map(float, row)) for row in data["up"]),
+                   str(data["model_id"]), tuple(sorted(map(str, data["corpus"]))), dict(data.get("info") or {}))
 
 
-def save_model(model: LogisticModel | QuestionPrior, name: str, directory: Path = DATA_DIR) -> Path:
+def _fitted_on(model, model_id: str, corpus_sha256s) -> bool:
+    """Fitted with this encoder on exactly these corpus files (in any order, under any names)."""
+    return model_id == model.model_id and tuple(sorted(corpus_sha256s)) == model.corpus
+
+
+QUERY_ADAPTER_FILE = "query_adapter.json"
+
+
+def applicable_model(name: str, kind: type, manifest: dict | None):
+    """The shipped model ``name`` if it is a ``kind`` fitted with this index's encoder on this
+    index's corpus files (its manifest's ``model_id`` and ``files``), else None."""
+    model = load_model(name)
+    manifest = manifest or {}
+    files = manifest.get("files") or {}
+    if not isinstance(model, kind) or not model.applies_to(manifest.get("model_id"), files.values()):
+        return None
+    return model
+
+
+MODEL_KINDS = {"logistic": LogisticModel, "question_prior": QuestionPrior, "query_adapter": QueryAdapter}
+LearnedModel = LogisticModel | QuestionPrior | QueryAdapter
+
+
+def save_model(model: LearnedModel, name: str, directory: Path = DATA_DIR) -> Path:
     path = Path(directory) / name
     path.write_text(json.dumps(model.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return path
 
 
 @lru_cache(maxsize=None)
-def load_model(name: str, directory: Path = DATA_DIR) -> LogisticModel | QuestionPrior | None:
+def load_model(name: str, directory: Path = DATA_DIR) -> LearnedModel | None:
     """The model in ``directory/name`` (of the kind its file names), loaded once; None when the
     file does not exist."""
     path = Path(directory) / name

@@ -38,7 +38,7 @@ from assistant.compose import (
 )
 from assistant.dialogue import is_elliptical, previous_question, resolve_followup
 from assistant.errors import AssistantError
-from assistant.learned import QuestionPrior, load_model
+from assistant.learned import QuestionPrior, applicable_model
 from assistant.lookup import find, parse_reference
 from assistant.query import QueryProfile, prepare_query
 from assistant.render import render_quotes
@@ -191,11 +191,7 @@ class Assistant:
 def applicable_question_prior(retriever) -> QuestionPrior | None:
     """The shipped question prior, if it was fitted on this index's corpus files with its encoder:
     what kinds of question the bundled notices answer says nothing about anybody else's."""
-    prior = load_model(QUESTION_PRIOR_FILE)
-    files = (getattr(retriever, "manifest", None) or {}).get("files") or {}
-    if not isinstance(prior, QuestionPrior) or not prior.applies_to(getattr(retriever, "model_id", None), files.values()):
-        return None
-    return prior
+    return applicable_model(QUESTION_PRIOR_FILE, QuestionPrior, getattr(retriever, "manifest", None))
 
 
 def document_name_of(document) -> str:

@@ -11,7 +11,9 @@ The retriever opens a built index (:mod:`assistant.indexing` builds one) and sea
 >>> retriever.context(result[0].clause.clause_id)   # parent + neighbouring clauses, in document order
 
 Hybrid scoring (:func:`fuse`, parameters in :class:`SearchConfig`): the top ``candidates`` of
-BM25 and of dense search are pooled; every candidate gets both scores (BM25 over all clauses;
+BM25 and of dense search are pooled (the dense search is given the encoded question through the
+shipped :class:`~assistant.learned.QueryAdapter` when the index is of the corpus and encoder it was
+fitted on); every candidate gets both scores (BM25 over all clauses;
 cosine computed exactly), BM25 divided by the best BM25, cosine min-max normalised over the pool,
 mixed ``bm25_weight`` / ``dense_weight``. Then the clause's *document* counts, through a BM25 over
 whole documents (title + every section path + text), added as ``document_weight`` x (document
@@ -32,14 +34,16 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from assistant.backends import Where, open_backend
+from assistant.backends import Candidates, Where, open_backend
 from assistant.clause_table import factorize, factorize_values
 from assistant.errors import AssistantError
+from assistant.learned import QUERY_ADAPTER_FILE, QueryAdapter, applicable_model
 from assistant.query import MAX_QUERY_CHARS, PreparedQuery, cities_named, clause_fits_cities, prepare_query, question_kinds
 from assistant.store import StoredIndex, check_compatible, load_index, read_manifest
 from assistant.text import normalize_query
@@ -67,8 +71,11 @@ class SearchConfig:
     document_weight: float = 0.3  # bonus: the clause's document's BM25 score (whole document), / best document's
     intent_weight: float = 0.12  # bonus per kind of request in the question the clause carries
     city_mismatch_penalty: float = 0.5  # a clause of another city's local notice than the city the question names
+    query_adapter: bool = True  # adapt the encoded question with the shipped QueryAdapter where it applies
 
     def __post_init__(self):
+        if not isinstance(self.query_adapter, bool):
+            raise ValueError(f"SearchConfig.query_adapter must be true or false, not {self.query_adapter!r}")
         if self.fusion not in ("score", "rrf"):
             raise ValueError(f"SearchConfig.fusion must be 'score' or 'rrf', not {self.fusion!r}")
         if not isinstance(self.candidates, int) or self.candidates < 1:
@@ -265,46 +272,65 @@ class Retriever:
                                  for i, (r, s) in enumerate(zip(rows, scores))], mode=mode)
         if mode == "dense":
             vector = self.encode_query(text)
-            scores, rows = self.backend.dense_top(vector, k, where)
+            scores, rows = self.backend.dense_top(self.search_vector(vector), k, where)
             hits = [Hit(self.clauses[r], float(s), {"dense": i + 1}) for i, (r, s) in enumerate(zip(rows, scores))]
             return SearchResult(hits, mode=mode, dense_similarity=float(scores[0]) if len(scores) else None,
                                 query_vector=vector)
         return self._hybrid(text, k, where)
 
     def _hybrid(self, text: str, k: int, where: Where) -> SearchResult:
-        config = self.config
-        pool = max(config.candidates, k)
         query_vector = self.encode_query(text)
-        found = self.backend.candidates(text, query_vector, pool, where)
-        nearest = found.nearest
-        candidates = found.rows
-        if len(candidates) == 0:
-            return SearchResult(mode="hybrid", dense_similarity=nearest, query_vector=query_vector)
-        bm25_rank = {int(r): int(n) for r, n in zip(candidates, found.bm25_ranks) if n}
-        dense_rank = {int(r): int(n) for r, n in zip(candidates, found.dense_ranks) if n}
-        fused = fuse(
-            bm25_scores=found.bm25,
-            dense_scores=found.dense,
-            bm25_ranks=found.bm25_ranks,
-            dense_ranks=found.dense_ranks,
-            config=config,
-        )
-        fused += self._request_bonus(text, candidates)
-        if self.doc_lexical is not None and config.document_weight:
-            doc_scores = self.doc_lexical.scores(text)
-            best = float(doc_scores.max()) if len(doc_scores) else 0.0
-            if best > 0:
-                fused += config.document_weight * doc_scores[self._clause_doc_row[candidates]] / best
+        pool = self.fusion_pool(text, query_vector, max(self.config.candidates, k), where)
+        found = pool.candidates
+        if len(found.rows) == 0:
+            return SearchResult(mode="hybrid", dense_similarity=found.nearest, query_vector=query_vector)
+        fused = pool.scores()
+        bm25_rank = {int(r): int(n) for r, n in zip(found.rows, found.bm25_ranks) if n}
+        dense_rank = {int(r): int(n) for r, n in zip(found.rows, found.dense_ranks) if n}
         order = np.argsort(-fused, kind="stable")[:k]
         hits = [
             Hit(
-                self.clauses[int(candidates[i])],
+                self.clauses[int(found.rows[i])],
                 float(fused[i]),
-                {"hybrid": n + 1, "bm25": bm25_rank.get(int(candidates[i])), "dense": dense_rank.get(int(candidates[i]))},
+                {"hybrid": n + 1, "bm25": bm25_rank.get(int(found.rows[i])), "dense": dense_rank.get(int(found.rows[i]))},
             )
             for n, i in enumerate(order)
         ]
-        return SearchResult(hits, mode="hybrid", dense_similarity=nearest, query_vector=query_vector)
+        return SearchResult(hits, mode="hybrid", dense_similarity=found.nearest, query_vector=query_vector)
+
+    def fusion_pool(self, text: str, query_vector: np.ndarray, pool: int, where: Where | None = None) -> FusionPool:
+        """The candidates of one hybrid search with every part of their fused score. ``query_vector``
+        is the encoded question; the dense search is given it through the query adapter, where one
+        applies (:attr:`query_adapter`)."""
+        where = where or Where.of({key: [] for key in FILTER_KEYS}, None)
+        found = self.backend.candidates(text, self.search_vector(query_vector), pool, where)
+        document = np.zeros(len(found.rows), dtype=np.float32)
+        if len(found.rows) and self.doc_lexical is not None and self.config.document_weight:
+            doc_scores = self.doc_lexical.scores(text)
+            best = float(doc_scores.max()) if len(doc_scores) else 0.0
+            if best > 0:
+                document = (doc_scores[self._clause_doc_row[found.rows]] / best).astype(np.float32)
+        return FusionPool(found, self._request_bonus(text, found.rows), document, self.config)
+
+    @cached_property
+    def query_adapter(self) -> QueryAdapter | None:
+        """The shipped query adapter if it was fitted on this index's corpus files with its encoder
+        (None otherwise, or when the config turns it off)."""
+        if not self.config.query_adapter:
+            return None
+        return applicable_model(QUERY_ADAPTER_FILE, QueryAdapter, self.manifest)
+
+    def clause_vectors(self) -> np.ndarray:
+        """Every clause's vector, by row (a local index's; fitting the query adapter needs them)."""
+        if self.dense is None:
+            raise AssistantError(f"the index at {self.index_dir} keeps its vectors in {self.backend.name}; "
+                                 "build a local index to fit on it")
+        return self.dense.vectors
+
+    def search_vector(self, query_vector: np.ndarray) -> np.ndarray:
+        """What the dense search is given for an encoded question: adapted where an adapter applies."""
+        adapter = self.query_adapter
+        return adapter.apply(query_vector) if adapter is not None else query_vector
 
     def _request_bonus(self, text: str, rows: np.ndarray) -> np.ndarray:
         """What the question's wording asks for, per candidate row: intent_weight for each kind of
@@ -349,6 +375,31 @@ class Retriever:
             if other_path == path and self.clauses[other].label == clause.label:
                 keep.add(other)  # other parts of a split clause
         return [self.clauses[r] for r in sorted(keep)]
+
+
+@dataclass(frozen=True)
+class FusionPool:
+    """One hybrid search's candidates and the parts of their fused score, in candidate order:
+    :meth:`scores` is what the search ranks by; the parts are for measuring and fitting
+    (``assistant.evaluation.query_adapter`` replaces the cosines while it fits the adapter)."""
+
+    candidates: Candidates
+    request_bonus: np.ndarray  # per candidate: +intent_weight per kind of request carried, -city mismatch
+    document: np.ndarray  # per candidate: its document's BM25 / the best document's (0 when unused)
+    config: SearchConfig
+
+    def scores(self) -> np.ndarray:
+        return self.scores_besides_dense() + fuse(
+            bm25_scores=np.zeros_like(self.candidates.bm25), dense_scores=self.candidates.dense,
+            bm25_ranks=self.candidates.bm25_ranks, dense_ranks=self.candidates.dense_ranks, config=self.config,
+            bm25_weight=0.0)
+
+    def scores_besides_dense(self) -> np.ndarray:
+        """The fused score without the dense part (BM25, document, request bonus)."""
+        found = self.candidates
+        bm25 = fuse(bm25_scores=found.bm25, dense_scores=np.zeros_like(found.dense), bm25_ranks=found.bm25_ranks,
+                    dense_ranks=found.dense_ranks, config=self.config, dense_weight=0.0)
+        return (bm25 + self.request_bonus + self.config.document_weight * self.document).astype(np.float32)
 
 
 def fuse(*, bm25_scores: np.ndarray, dense_scores: np.ndarray, bm25_ranks: np.ndarray, dense_ranks: np.ndarray,

@@ -2,8 +2,11 @@
 
     python -m assistant.evaluation.learning --index index/default --qa eval/qa.jsonl [--dry-run]
 
-Four models, each over general features the pipeline already computes:
+Five models, each over general features the pipeline already computes:
 
+- the query adapter (``query_adapter.json``, :mod:`assistant.evaluation.query_adapter`): a low-rank
+  map added to the encoded question before the dense search, fitted on the fused ranking of the
+  answerable questions; fitted first, so the four below see the searches as they will run;
 - the sentence model (``sentence_model.json``): P(a candidate sentence of the top clauses covers the
   question's evidence), from term overlap, distinctive terms, the clause's rank, whether it carries
   the asked-for kind of fact, its position and length, and its e5 similarity to the question;
@@ -48,7 +51,8 @@ from assistant.compose import (
 )
 from assistant.evaluation.metrics import EvidenceMatcher
 from assistant.evaluation.qa import load_qa
-from assistant.learned import LogisticModel, QuestionPrior, save_model
+from assistant.evaluation.query_adapter import collect_pools, fit_query_adapter
+from assistant.learned import QUERY_ADAPTER_FILE, LogisticModel, QuestionPrior, save_model
 from assistant.sentences import SENTENCE_FEATURES, sentence_features
 
 # Read on held-out writing batches, a new writer's questions still see about one point more than
@@ -329,27 +333,33 @@ def main(argv: list[str] | None = None) -> int:
 
     assistant = Assistant.load(args.index)
     items = load_qa(args.qa)
+    retriever = assistant.retriever
+    model_id = retriever.model_id
+    stamp = {"fitted_on": args.qa, "model_id": model_id,
+             "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    # the adapter first: the other models are fitted on searches made as they will be made
+    pools = collect_pools(retriever.with_config(query_adapter=False), items)
+    adapter, _ = fit_query_adapter(pools, retriever.clause_vectors(), model_id, retriever.manifest["files"].values())
+    adapter = replace(adapter, info={**adapter.info, **stamp})
+    retriever.query_adapter = adapter
     questions, sentences = collect(assistant, items)
     sentence_model, oof, sentence_info = fit_sentence_model(questions, sentences)
     signals = signals_as_run(questions, sentences, oof)
     abstention_model, abstention_info = fit_abstention_model(questions, signals)
-    model_id = assistant.retriever.model_id
-    prior, prior_oof, _ = fit_question_prior(questions, model_id, assistant.retriever.manifest["files"].values())
+    prior, prior_oof, _ = fit_question_prior(questions, model_id, retriever.manifest["files"].values())
     prior_model, _ = fit_prior_abstention_model(questions, signals, prior, prior_oof)
-    stamp = {"fitted_on": args.qa, "model_id": model_id,
-             "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     sentence_model = replace(sentence_model, info={**sentence_model.info, **stamp})
     abstention_model = replace(abstention_model, info={**abstention_model.info, **hand_rule_rates(questions), **stamp})
     prior = replace(prior, info={**prior.info, **stamp})
     prior_model = replace(prior_model, info={**prior_model.info, **stamp})
-    print(json.dumps({"sentence_model": sentence_model.info, "abstention_model": abstention_model.info,
+    print(json.dumps({"query_adapter": adapter.info, "sentence_model": sentence_model.info, "abstention_model": abstention_model.info,
                       "question_prior": prior.info, "prior_abstention_model": prior_model.info},
                      ensure_ascii=False, indent=1))
     print("sentence weights:", dict(zip(SENTENCE_FEATURES, [round(c, 3) for c in sentence_model.coef])))
     print("abstention weights:", dict(zip(ABSTENTION_FEATURES, [round(c, 3) for c in abstention_model.coef])))
     print("prior abstention weights:", dict(zip(ABSTENTION_PRIOR_FEATURES, [round(c, 3) for c in prior_model.coef])))
     if not args.dry_run:
-        for model, name in ((sentence_model, SENTENCE_MODEL_FILE), (abstention_model, ABSTENTION_MODEL_FILE),
+        for model, name in ((adapter, QUERY_ADAPTER_FILE), (sentence_model, SENTENCE_MODEL_FILE), (abstention_model, ABSTENTION_MODEL_FILE),
                             (prior, QUESTION_PRIOR_FILE), (prior_model, PRIOR_ABSTENTION_MODEL_FILE)):
             print(f"wrote {save_model(model, name)}")
     return 0
