@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from assistant.compose import ABSTENTION_MODEL_FILE
 from assistant.evaluation import query_adapter as fitting
-from assistant.learned import QueryAdapter
+from assistant.learned import QUERY_ADAPTER_FILE, QueryAdapter, load_model
 from assistant.retriever import Retriever
 
 
@@ -118,3 +119,15 @@ def test_the_search_config_refuses_a_non_boolean_adapter_switch():
     with pytest.raises(ValueError, match="query_adapter must be true or false"):
         SearchConfig(query_adapter="yes")
     assert SearchConfig.from_dict({"bm25_weight": 0.7}).query_adapter is True  # an older manifest: on
+
+
+def test_the_shipped_adapter_applies_to_the_bundled_index_and_was_fitted_with_the_other_models(bundled_retriever):
+    adapter = load_model(QUERY_ADAPTER_FILE)
+    assert isinstance(adapter, QueryAdapter) and adapter.dimension == 384 and len(adapter.corpus) == 5
+    assert bundled_retriever.query_adapter is adapter
+    info = adapter.info
+    assert info["fitted_on"] == "eval/qa.jsonl"
+    # kept because it ranks better for writers it was not fitted on
+    assert info["held_out_writing_batches"]["mrr@10"] > info["pool_order_without_adapter"]["mrr@10"]
+    # one run of learning.py fitted it and the abstention models, on searches made with it
+    assert info["fitted"] == load_model(ABSTENTION_MODEL_FILE).info["fitted"]
