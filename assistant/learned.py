@@ -142,7 +142,8 @@ class QuestionPrior:
 @dataclass(frozen=True)
 class QueryAdapter:
     """``q -> normalise(q + (q @ down) @ up)``: a rank-r correction of the encoded question, fitted on
-    dev questions so the hybrid fusion puts the clauses that answer them higher. What it corrects
+    dev questions so the hybrid fusion puts the clauses that answer them higher; a search that uses
+    it weighs the cosine ``dense_weight`` in the fusion, the weight it was fitted for. What it corrects
     is how people ask about *these* notices (「税交不上能拖几个月」 -> 延期缴纳税款), so, like
     :class:`QuestionPrior`, it applies only to an index of the same files and encoder."""
 
@@ -150,9 +151,12 @@ class QueryAdapter:
     up: tuple[tuple[float, ...], ...]  # rank x dimension
     model_id: str
     corpus: tuple[str, ...]  # sha256 of each corpus file it was fitted on, sorted
+    dense_weight: float  # the hybrid fusion's dense weight it was fitted for (searches using it take it)
     info: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
+        if not isinstance(self.dense_weight, (int, float)) or not math.isfinite(self.dense_weight) or self.dense_weight <= 0:
+            raise ValueError(f"a QueryAdapter's dense_weight must be a positive number, not {self.dense_weight!r}")
         down, up = np.asarray(self.down, dtype=np.float64), np.asarray(self.up, dtype=np.float64)
         if (down.ndim != 2 or up.ndim != 2 or down.shape[1] != up.shape[0] or down.shape[0] != up.shape[1]
                 or not down.size or not np.isfinite(down).all() or not np.isfinite(up).all()):
@@ -179,14 +183,15 @@ class QueryAdapter:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "query_adapter", "model_id": self.model_id, "corpus": list(self.corpus),
-                "down": [list(row) for row in self.down], "up": [list(row) for row in self.up], "info": self.info}
+                "dense_weight": self.dense_weight, "down": [list(row) for row in self.down], "up": [list(row) for row in self.up], "info": self.info}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QueryAdapter:
         if data.get("kind") != "query_adapter":
             raise ValueError(f"not a query adapter: kind {data.get('kind')!r}")
         return cls(tuple(tuple(map(float, row)) for row in data["down"]), tuple(tuple(map(float, row)) for row in data["up"]),
-                   str(data["model_id"]), tuple(sorted(map(str, data["corpus"]))), dict(data.get("info") or {}))
+                   str(data["model_id"]), tuple(sorted(map(str, data["corpus"]))), float(data["dense_weight"]),
+                   dict(data.get("info") or {}))
 
 
 def _fitted_on(model, model_id: str, corpus_sha256s) -> bool:

@@ -12,8 +12,8 @@ The retriever opens a built index (:mod:`assistant.indexing` builds one) and sea
 
 Hybrid scoring (:func:`fuse`, parameters in :class:`SearchConfig`): the top ``candidates`` of
 BM25 and of dense search are pooled (the dense search is given the encoded question through the
-shipped :class:`~assistant.learned.QueryAdapter` when the index is of the corpus and encoder it was
-fitted on); every candidate gets both scores (BM25 over all clauses;
+shipped :class:`~assistant.learned.QueryAdapter`, and weighed with the adapter's dense weight, when
+the index is of the corpus and encoder it was fitted on); every candidate gets both scores (BM25 over all clauses;
 cosine computed exactly), BM25 divided by the best BM25, cosine min-max normalised over the pool,
 mixed ``bm25_weight`` / ``dense_weight``. Then the clause's *document* counts, through a BM25 over
 whole documents (title + every section path + text), added as ``document_weight`` x (document
@@ -310,13 +310,15 @@ class Retriever:
             best = float(doc_scores.max()) if len(doc_scores) else 0.0
             if best > 0:
                 document = (doc_scores[self._clause_doc_row[found.rows]] / best).astype(np.float32)
-        return FusionPool(found, self._request_bonus(text, found.rows), document, self.config)
+        adapter = self.query_adapter
+        config = self.config if adapter is None else replace(self.config, dense_weight=adapter.dense_weight)
+        return FusionPool(found, self._request_bonus(text, found.rows), document, config)
 
     @cached_property
     def query_adapter(self) -> QueryAdapter | None:
         """The shipped query adapter if it was fitted on this index's corpus files with its encoder
-        (None otherwise, or when the config turns it off)."""
-        if not self.config.query_adapter:
+        (None otherwise, when the config turns it off, or for rank fusion: it was fitted for score fusion)."""
+        if not self.config.query_adapter or self.config.fusion != "score":
             return None
         return applicable_model(QUERY_ADAPTER_FILE, QueryAdapter, self.manifest)
 

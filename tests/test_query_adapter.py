@@ -16,7 +16,7 @@ from assistant.retriever import Retriever
 
 def _adapter(model_id="enc@1", corpus=("a" * 64,)) -> QueryAdapter:
     """3-d, rank 1: adds the first coordinate to the second."""
-    return QueryAdapter(((1.0,), (0.0,), (0.0,)), ((0.0, 1.0, 0.0),), model_id, corpus)
+    return QueryAdapter(((1.0,), (0.0,), (0.0,)), ((0.0, 1.0, 0.0),), model_id, corpus, 0.6)
 
 
 def test_a_query_adapter_adds_its_map_and_normalises():
@@ -35,9 +35,11 @@ def test_a_query_adapter_round_trips_and_refuses_bad_parameters():
     with pytest.raises(ValueError, match="4-d vector for a 3-d QueryAdapter"):
         adapter.apply(np.ones(4))
     with pytest.raises(ValueError, match="down \\(d x r\\) and up \\(r x d\\)"):
-        QueryAdapter(((1.0,), (0.0,)), ((0.0, 1.0, 0.0),), "enc@1", ("a" * 64,))  # 2 x 1 against 1 x 3
+        QueryAdapter(((1.0,), (0.0,)), ((0.0, 1.0, 0.0),), "enc@1", ("a" * 64,), 0.6)  # 2 x 1 against 1 x 3
     with pytest.raises(ValueError, match="finite"):
-        QueryAdapter(((float("nan"),), (0.0,), (0.0,)), ((0.0, 1.0, 0.0),), "enc@1", ("a" * 64,))
+        QueryAdapter(((float("nan"),), (0.0,), (0.0,)), ((0.0, 1.0, 0.0),), "enc@1", ("a" * 64,), 0.6)
+    with pytest.raises(ValueError, match="dense_weight must be a positive number"):
+        QueryAdapter(((1.0,), (0.0,), (0.0,)), ((0.0, 1.0, 0.0),), "enc@1", ("a" * 64,), 0.0)
     with pytest.raises(ValueError, match="encoder and the corpus"):
         _adapter(corpus=())
     with pytest.raises(ValueError, match="not a query adapter"):
@@ -56,7 +58,7 @@ def _pools(n=240, dimension=16, candidates=12, seed=0):
         rows = np.arange(i * candidates, (i + 1) * candidates)
         query = vectors[rows[0]][swap]
         pools.append(fitting.QuestionPool(f"w{i % 4}-{i:03d}", f"f{i % 3}.txt", query, rows,
-                                          np.zeros(candidates, np.float32), np.arange(candidates) == 0, 1.0))
+                                          np.zeros(candidates, np.float32), np.arange(candidates) == 0))
     return pools, vectors
 
 
@@ -74,8 +76,9 @@ def test_fitting_learns_how_questions_word_their_clauses():
 
 def test_fit_query_adapter_reports_its_held_out_scores_and_stamps_the_corpus():
     pools, vectors = _pools(n=80)
-    adapter, info = fitting.fit_query_adapter(pools, vectors, "enc@1", ["f" * 64, "e" * 64])
+    adapter, info = fitting.fit_query_adapter(pools, vectors, "enc@1", ["f" * 64, "e" * 64], unadapted_dense_weight=0.3)
     assert adapter.model_id == "enc@1" and adapter.corpus == ("e" * 64, "f" * 64)
+    assert adapter.dense_weight == fitting.DENSE_WEIGHT and info["unadapted_dense_weight"] == 0.3
     assert adapter.dimension == 16 and len(adapter.up) == fitting.RANK
     assert {"pool_order_without_adapter", "held_out_writing_batches", "held_out_corpus_files", "in_sample"} <= set(info)
     assert info["questions"] == 80
@@ -102,7 +105,7 @@ def test_the_retriever_adapts_the_question_only_where_an_adapter_applies(tiny_in
     # an adapter that applies here and pulls every question towards the last clause of the plain order
     target = retriever.clause_vectors()[retriever.backend.row_of(plain[-1].clause.clause_id)]
     pull = QueryAdapter(tuple((float(v),) for v in raw), (tuple(float(v) * 10 for v in target),), retriever.model_id,
-                        tuple(sorted(retriever.manifest["files"].values())))
+                        tuple(sorted(retriever.manifest["files"].values())), 0.9)
     assert pull.applies_to(retriever.model_id, retriever.manifest["files"].values())
     retriever.query_adapter = pull
     adapted = retriever.search(question, k=7, mode="dense")
@@ -110,7 +113,10 @@ def test_the_retriever_adapts_the_question_only_where_an_adapter_applies(tiny_in
     assert np.array_equal(adapted.query_vector, raw)  # what the prior and the sentences read stays the encoder's
     hybrid = {hit.clause.clause_id: hit.ranks for hit in retriever.search(question, k=7)}
     assert hybrid[plain[-1].clause.clause_id]["dense"] == 1  # hybrid searches with it too
+    # the fusion weighs the adapted cosine as the adapter was fitted for
+    assert retriever.fusion_pool(question, raw, 10).config.dense_weight == 0.9 != retriever.config.dense_weight
     assert retriever.with_config(query_adapter=False).query_adapter is None
+    assert retriever.with_config(fusion="rrf").query_adapter is None  # fitted for score fusion
 
 
 def test_the_search_config_refuses_a_non_boolean_adapter_switch():

@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
              "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     # the adapter first: the other models are fitted on searches made as they will be made
     pools = collect_pools(retriever.with_config(query_adapter=False), items)
-    adapter, _ = fit_query_adapter(pools, retriever.clause_vectors(), model_id, retriever.manifest["files"].values())
+    adapter, _ = fit_query_adapter(pools, retriever.clause_vectors(), model_id, retriever.manifest["files"].values(),
+                                   unadapted_dense_weight=retriever.config.dense_weight)
     adapter = replace(adapter, info={**adapter.info, **stamp})
     retriever.query_adapter = adapter
     questions, sentences = collect(assistant, items)

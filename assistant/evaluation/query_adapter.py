@@ -2,8 +2,8 @@
 
     python -m assistant.evaluation.learning --index index/default    # fits it first, then the other models
 
-The adapter is a rank-``RANK`` map added to the encoded question before the dense search. It is
-fitted on the hybrid fusion itself: for each answerable dev question, the candidate pool of one
+The adapter is a rank-``RANK`` map added to the encoded question before the dense search, with the
+dense weight of the fusion it was fitted for (``DENSE_WEIGHT``). It is fitted on the hybrid fusion itself: for each answerable dev question, the candidate pool of one
 search without the adapter (BM25, document and request parts fixed, the cosines recomputed from the
 adapted question), with a softmax over the pool whose target is the candidates that cover the
 question's evidence. L2 on the map keeps it close to the encoder's own geometry.
@@ -29,6 +29,10 @@ from assistant.retriever import prepare_query
 
 # Chosen on dev by the held-out scores below (eval/README.md, "Query adapter"): ranks 4-32 and
 # L2 0.03-0.3 all gained about 0.01 MRR on held-out writers; L2 below 0.1 cost MRR on held-out files.
+# Searches that adapt the question weigh its cosine this much in the fusion (the index's config
+# weighs it 0.3): adapted, the cosine is worth more (held-out writers: MRR 0.896 at 0.3, 0.906-0.908
+# at 0.6, 0.911 at 0.8; held-out files 0.884 / 0.881-0.885 / 0.880-0.882).
+DENSE_WEIGHT = 0.6
 RANK = 8
 L2 = 0.1
 EPOCHS = 3
@@ -48,7 +52,6 @@ class QuestionPool:
     rows: np.ndarray  # (P,) candidate clause rows
     besides_dense: np.ndarray  # (P,) fused score without the dense part
     covers: np.ndarray  # (P,) bool: the candidate covers the question's evidence
-    dense_weight: float
 
 
 def collect_pools(retriever, items) -> list[QuestionPool]:
@@ -70,7 +73,7 @@ def collect_pools(retriever, items) -> list[QuestionPool]:
         covers = np.array([any(m.covered_by(retriever.clauses[int(r)].text) for m in matchers) for r in rows], dtype=bool)
         if covers.any():
             pools.append(QuestionPool(item.id, item.source_file or "", np.asarray(vector, np.float32), rows,
-                                      pool.scores_besides_dense(), covers, retriever.config.dense_weight))
+                                      pool.scores_besides_dense(), covers))
     return pools
 
 
@@ -106,9 +109,10 @@ def _fused(vectors, queries, rows, fixed, valid, dense_weight: float, down=None,
     return (fixed + dense_weight * dense).masked_fill(~valid, -np.inf)
 
 
-def fit_adapter(pools: list[QuestionPool], vectors: np.ndarray, *, rank: int = RANK, l2: float = L2,
-                epochs: int = EPOCHS, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
-    """(down, up) of the adapter fitted on these pools (``vectors``: every clause's vector, by row)."""
+def fit_adapter(pools: list[QuestionPool], vectors: np.ndarray, *, dense_weight: float = DENSE_WEIGHT, rank: int = RANK,
+                l2: float = L2, epochs: int = EPOCHS, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(down, up) of the adapter fitted on these pools (``vectors``: every clause's vector, by row)
+    for a fusion that weighs the dense part ``dense_weight``."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -118,7 +122,6 @@ def fit_adapter(pools: list[QuestionPool], vectors: np.ndarray, *, rank: int = R
     down = (torch.randn(dimension, rank, generator=generator) * 0.01).requires_grad_()
     up = torch.zeros(rank, dimension, requires_grad=True)
     optimiser = torch.optim.Adam([down, up], lr=LEARNING_RATE)
-    dense_weight = pools[0].dense_weight
     for _ in range(epochs):
         order = torch.randperm(len(pools), generator=generator)
         for start in range(0, len(pools), BATCH):
@@ -133,14 +136,15 @@ def fit_adapter(pools: list[QuestionPool], vectors: np.ndarray, *, rank: int = R
     return down.detach().numpy(), up.detach().numpy()
 
 
-def first_covering_ranks(pools: list[QuestionPool], vectors: np.ndarray, down=None, up=None) -> np.ndarray:
+def first_covering_ranks(pools: list[QuestionPool], vectors: np.ndarray, down=None, up=None, *,
+                         dense_weight: float = DENSE_WEIGHT) -> np.ndarray:
     """Per pool: the 1-based rank of the first covering candidate in the fused order, 0 if below 10."""
     import torch
 
     queries, rows, fixed, valid, covers = _padded(pools)
     with torch.no_grad():
         fused = _fused(torch.from_numpy(np.asarray(vectors, np.float32)), queries, rows, fixed, valid,
-                       pools[0].dense_weight, None if down is None else torch.from_numpy(down),
+                       dense_weight, None if down is None else torch.from_numpy(down),
                        None if up is None else torch.from_numpy(up)).numpy()
     ranks = np.zeros(len(pools), np.int64)
     for i in range(len(pools)):
@@ -156,31 +160,34 @@ def ranking_scores(ranks: np.ndarray) -> dict[str, float]:
             "mrr@10": round(float(np.where(found, 1.0 / np.maximum(ranks, 1), 0.0).mean()), 3)}
 
 
-def held_out_ranks(pools: list[QuestionPool], vectors: np.ndarray, groups: np.ndarray, **fit) -> np.ndarray:
+def held_out_ranks(pools: list[QuestionPool], vectors: np.ndarray, groups: np.ndarray, *,
+                   dense_weight: float = DENSE_WEIGHT, **fit) -> np.ndarray:
     """Each pool's rank under an adapter fitted without its group."""
     ranks = np.zeros(len(pools), np.int64)
     for group in np.unique(groups):
         test = np.flatnonzero(groups == group)
         train = [pools[i] for i in np.flatnonzero(groups != group)]
-        down, up = fit_adapter(train, vectors, **fit)
-        ranks[test] = first_covering_ranks([pools[i] for i in test], vectors, down, up)
+        down, up = fit_adapter(train, vectors, dense_weight=dense_weight, **fit)
+        ranks[test] = first_covering_ranks([pools[i] for i in test], vectors, down, up, dense_weight=dense_weight)
     return ranks
 
 
-def fit_query_adapter(pools: list[QuestionPool], vectors: np.ndarray, model_id: str, corpus) -> tuple[QueryAdapter, dict]:
-    """The adapter fitted on every pool, with its held-out scores (by writing batch and by file)."""
+def fit_query_adapter(pools: list[QuestionPool], vectors: np.ndarray, model_id: str, corpus, *,
+                      unadapted_dense_weight: float) -> tuple[QueryAdapter, dict]:
+    """The adapter fitted on every pool, with its held-out scores (by writing batch and by file)
+    against the search without it (``unadapted_dense_weight``: the index's own dense weight)."""
     batches = np.array([p.id.split("-")[0] for p in pools])
     files = np.array([p.source_file for p in pools])
-    without = first_covering_ranks(pools, vectors)
+    without = first_covering_ranks(pools, vectors, dense_weight=unadapted_dense_weight)
     by_batch = held_out_ranks(pools, vectors, batches)
     by_file = held_out_ranks(pools, vectors, files)
     down, up = fit_adapter(pools, vectors)
-    info = {"rank": RANK, "l2": L2, "epochs": EPOCHS, "temperature": TEMPERATURE, "questions": len(pools),
+    info = {"rank": RANK, "l2": L2, "unadapted_dense_weight": unadapted_dense_weight, "epochs": EPOCHS, "temperature": TEMPERATURE, "questions": len(pools),
             "pool_order_without_adapter": ranking_scores(without),
             "held_out_writing_batches": ranking_scores(by_batch),
             "held_out_corpus_files": ranking_scores(by_file),
             "in_sample": ranking_scores(first_covering_ranks(pools, vectors, down, up))}
     adapter = QueryAdapter(tuple(tuple(round(float(v), 6) for v in row) for row in down),
                            tuple(tuple(round(float(v), 6) for v in row) for row in up),
-                           model_id, tuple(sorted(corpus)), info)
+                           model_id, tuple(sorted(corpus)), DENSE_WEIGHT, info)
     return adapter, info
