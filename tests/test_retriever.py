@@ -128,7 +128,11 @@ def test_bundled_index_puts_the_named_citys_clauses_before_another_citys(bundled
     question = "安阳工程质保金最多扣多少、扣多久"
     cities = cities_named(question)
     assert all(clause_fits_cities(h.clause, cities) for h in bundled_retriever.search(question, k=3))
-    no_penalty = bundled_retriever.with_config(city_mismatch_penalty=0.0)
+    # the penalty's own effect, on the fusion of the encoder's vectors (the query adapter, fitted on
+    # dev questions about these notices, already puts 安阳's clauses first for this one)
+    plain = bundled_retriever.with_config(query_adapter=False)
+    assert all(clause_fits_cities(h.clause, cities) for h in plain.search(question, k=3))
+    no_penalty = plain.with_config(city_mismatch_penalty=0.0)
     assert not all(clause_fits_cities(h.clause, cities) for h in no_penalty.search(question, k=3))
 
 
