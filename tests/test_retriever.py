@@ -118,7 +118,11 @@ def test_bundled_index_prefers_the_clause_that_carries_the_kind_of_fact_asked(bu
     # 「罚多少」 asks for a penalty: 第四十三条 (违反…处…罚款) answers, 第二十六条 only forbids.
     question = "往淇河里直接排没处理的畜禽粪便，罚多少"
     assert bundled_retriever.search(question, k=1)[0].clause.label == "第四十三条"
-    words_alone = bundled_retriever.with_config(intent_weight=0.0)
+    # the request bonus's own effect, on the fusion of the encoder's vectors (the query adapter,
+    # fitted on dev questions about these notices, ranks 第四十三条 first here by itself)
+    plain = bundled_retriever.with_config(query_adapter=False)
+    assert plain.search(question, k=1)[0].clause.label == "第四十三条"
+    words_alone = plain.with_config(intent_weight=0.0)
     assert words_alone.search(question, k=1)[0].clause.label == "第二十六条"  # what words alone rank first
 
 
