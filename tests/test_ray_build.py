@@ -230,6 +230,36 @@ def test_a_local_ray_gets_time_to_start_its_gcs_server_unless_the_user_set_it(mo
     assert seen == [own or "120"]
 
 
+@pytest.mark.parametrize("failures, message, starts", [
+    (1, "The current node timed out during startup. This could happen because ...", 2),  # retried once
+    (2, "The current node timed out during startup. This could happen because ...", 2),  # then it fails
+    (1, "some other start-up failure", 1),  # not retried
+])
+def test_a_local_ray_that_times_out_starting_is_started_once_more(monkeypatch, failures, message, starts):
+    calls = []
+
+    class FakeRay:
+        @staticmethod
+        def init(**kwargs):
+            calls.append("init")
+            if calls.count("init") <= failures:
+                raise Exception(message)
+
+        @staticmethod
+        def shutdown():
+            calls.append("shutdown")
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    build = RayBuild("local", num_cpus=1, progress=False)
+    if failures >= starts:
+        with pytest.raises(Exception, match=message.split(".")[0]):
+            build._init(FakeRay)
+    else:
+        build._init(FakeRay)
+    assert calls.count("init") == starts
+    assert calls == ["init", "shutdown", "init"][:len(calls)]
+
+
 def test_cli_takes_ray_with_or_without_an_address():
     from assistant.cli import build_parser
 
