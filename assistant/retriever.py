@@ -302,7 +302,7 @@ class Retriever:
         """The candidates of one hybrid search with every part of their fused score. ``query_vector``
         is the encoded question; the dense search is given it through the query adapter, where one
         applies (:attr:`query_adapter`)."""
-        where = where or Where.of({key: [] for key in FILTER_KEYS}, None)
+        where = where or Where()  # no filters
         found = self.backend.candidates(text, self.search_vector(query_vector), pool, where)
         document = np.zeros(len(found.rows), dtype=np.float32)
         if len(found.rows) and self.doc_lexical is not None and self.config.document_weight:

@@ -50,7 +50,7 @@ from assistant.compose import (
     ExtractiveComposer,
 )
 from assistant.evaluation.metrics import EvidenceMatcher
-from assistant.evaluation.qa import load_qa
+from assistant.evaluation.qa import load_qa, writing_batch
 from assistant.evaluation.query_adapter import collect_pools, fit_query_adapter
 from assistant.learned import QUERY_ADAPTER_FILE, LogisticModel, QuestionPrior, save_model
 from assistant.sentences import SENTENCE_FEATURES, sentence_features
@@ -214,7 +214,7 @@ def _cv_abstention(matrices, y: np.ndarray, C: float, seeds=range(5)) -> tuple[l
 
 def writing_batches(questions) -> np.ndarray:
     """Each question's writing batch: its id's prefix (e3-042 -> e3), one batch per writer and day."""
-    return np.array([str(q["id"]).split("-")[0] for q in questions])
+    return np.array([writing_batch(q["id"]) for q in questions])
 
 
 def _held_out_batches(matrices, y: np.ndarray, batches: np.ndarray, C: float) -> np.ndarray:

@@ -26,6 +26,12 @@ LOW_OVERLAP = 0.5  # question shares under half its character bigrams with the e
 
 
 
+def writing_batch(question_id: str) -> str:
+    """The batch a question was written in: its id's prefix (e3-042 -> e3), one per writer and day.
+    Held-out scores hold out whole batches: questions from people a model has not read."""
+    return str(question_id).split("-")[0]
+
+
 @dataclass(frozen=True)
 class QAItem:
     """One question of the eval set; ``line`` is its 1-based line in the Q&A file."""

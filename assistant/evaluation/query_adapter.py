@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.evaluation.metrics import EvidenceMatcher
+from assistant.evaluation.qa import writing_batch
 from assistant.learned import QueryAdapter
 from assistant.retriever import prepare_query
 
@@ -176,7 +177,7 @@ def fit_query_adapter(pools: list[QuestionPool], vectors: np.ndarray, model_id: 
                       unadapted_dense_weight: float) -> tuple[QueryAdapter, dict]:
     """The adapter fitted on every pool, with its held-out scores (by writing batch and by file)
     against the search without it (``unadapted_dense_weight``: the index's own dense weight)."""
-    batches = np.array([p.id.split("-")[0] for p in pools])
+    batches = np.array([writing_batch(p.id) for p in pools])
     files = np.array([p.source_file for p in pools])
     without = first_covering_ranks(pools, vectors, dense_weight=unadapted_dense_weight)
     by_batch = held_out_ranks(pools, vectors, batches)
