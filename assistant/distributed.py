@@ -151,12 +151,13 @@ class RayBuild:
         if address == LOCAL:
             from assistant.embedding import available_threads
 
-            _say(self.progress, f"启动本地 Ray / starting a local Ray with {self.num_cpus or available_threads()} CPUs ...")
+            cpus = self.num_cpus or available_threads()
+            _say(self.progress, f"启动本地 Ray / starting a local Ray with {cpus} CPUs ...")
             # Ray waits 30 s for its GCS server to publish a port; on a busy 2-core machine the
             # server has taken longer, and the build failed at start-up. A setting of the user's own wins.
             os.environ.setdefault(GCS_PORT_WAIT_VARIABLE, LOCAL_GCS_PORT_WAIT_S)
             try:
-                ray.init(num_cpus=self.num_cpus or available_threads(), **options)
+                ray.init(num_cpus=cpus, **options)
             except Exception as error:  # Ray raises a bare Exception for this one
                 # Ray gives its raylet a fixed 30 s to register (no setting); on this busy 2-core
                 # machine it has missed that once in several CI runs. A second start has not.
@@ -164,7 +165,7 @@ class RayBuild:
                     raise
                 _say(self.progress, "本地 Ray 启动超时，再试一次 / the local Ray timed out starting; trying once more")
                 ray.shutdown()
-                ray.init(num_cpus=self.num_cpus or available_threads(), **options)
+                ray.init(num_cpus=cpus, **options)
             return
         check_reachable(address)
         _say(self.progress, f"连接 Ray / connecting to the Ray cluster at {address} ...")
