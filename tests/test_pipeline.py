@@ -127,6 +127,9 @@ def test_a_precise_detail_the_top_sentences_do_not_state_is_flagged():
     assert [k.name for k in detail_kinds("对新认定的小巨人企业一次性奖励多少钱")] == ["money"]
     assert [k.name for k in detail_kinds("投诉热线电话号码是多少")] == ["phone"]
     assert detail_kinds("地源热泵系统由哪个部门负责管理") == []
+    # a rate or a per-unit standard only when its value is asked for
+    assert [k.name for k in detail_kinds("工伤保险费率下调执行到哪天")] == ["date"]
+    assert [k.name for k in detail_kinds("营运老旧车的报废手续每个月几号交")] == ["date"]
     # 第六条 names 优惠政策 but no sum of money; a tiny clause stating 50万元 does
     asked = QueryProfile.of("地源热泵系统用电优惠每度多少钱")
     without = score_sentences(asked, hits(HEBI_ART6))
@@ -142,8 +145,12 @@ def test_a_precise_detail_the_top_sentences_do_not_state_is_flagged():
     ("促消费电子券在哪个APP上领", "platform", "通过“云闪付”APP 领取消费券。", "发放促消费电子券 2000 万元。"),
     ("领导小组的组长是谁", "person", "由副市长王某某同志任组长。", "成立领导小组，统筹推进创建工作。"),
     ("百日竞赛哪家银行排第一", "ranking", "建设银行信贷投放位居全市第一名。", "对完成任务的银行给予通报表扬。"),
+    ("创业担保贷款年利率是多少", "rate", "贷款利率按贷款市场报价利率减 25 个基点执行。", "对符合条件的个人发放创业担保贷款。"),
+    ("两癌筛查的适龄妇女是多大年纪", "age", "为 35-64 岁适龄妇女免费开展筛查。", "免费开展一次宫颈癌、乳腺癌筛查。"),
+    # a sum for the whole city is an amount, but not the amount per car the question asks for
+    ("购车补贴每辆车补多少钱", "per_unit", "每辆车给予 3000 元补贴。", "全市发放购车补贴 2000 万元。"),
 ])
-def test_an_address_platform_person_or_ranking_is_a_precise_detail(question, kind, stating, not_stating):
+def test_a_precise_detail_is_missing_only_where_no_sentence_states_it(question, kind, stating, not_stating):
     import dataclasses
 
     from assistant.abstention import detail_missing
