@@ -130,6 +130,12 @@ def test_a_precise_detail_the_top_sentences_do_not_state_is_flagged():
     # a rate or a per-unit standard only when its value is asked for
     assert [k.name for k in detail_kinds("工伤保险费率下调执行到哪天")] == ["date"]
     assert [k.name for k in detail_kinds("营运老旧车的报废手续每个月几号交")] == ["date"]
+    # 「哪几家」 asks which, not how many; 「这个岁数的…能…吗」 asks whether, not how old
+    from assistant.query import asks_number
+    assert detail_kinds("鹤壁市属国有企业都有哪几家") == [] and not asks_number("鹤壁市属国有企业都有哪几家")
+    assert [k.name for k in detail_kinds("全市有几家市属国有企业")] == ["count"] and asks_number("全市有几家市属国有企业")
+    assert detail_kinds("这个岁数的妇女能免费筛查吗") == []
+    assert [k.name for k in detail_kinds("适龄妇女的年龄范围是什么")] == ["age"]
     # 第六条 names 优惠政策 but no sum of money; a tiny clause stating 50万元 does
     asked = QueryProfile.of("地源热泵系统用电优惠每度多少钱")
     without = score_sentences(asked, hits(HEBI_ART6))
