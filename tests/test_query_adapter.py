@@ -75,12 +75,21 @@ def test_fitting_learns_how_questions_word_their_clauses():
     assert fitting.ranking_scores(held_out)["mrr@10"] > 0.75  # chance is about 0.26
 
 
+def test_the_fitted_adapter_is_the_mean_of_each_seeds_map():
+    pools, vectors = _pools(n=40)
+    down, up = fitting.fit_averaged_adapter(pools, vectors, seeds=(0, 1, 2), epochs=2)
+    maps = [d @ u for d, u in (fitting.fit_adapter(pools, vectors, seed=seed, epochs=2) for seed in (0, 1, 2))]
+    assert down.shape == (16, 3 * fitting.RANK) and up.shape == (3 * fitting.RANK, 16)
+    assert down @ up == pytest.approx(sum(maps) / 3, abs=1e-6)
+    assert not np.allclose(maps[0], maps[1])  # the seeds do differ
+
+
 def test_fit_query_adapter_reports_its_held_out_scores_and_stamps_the_corpus():
     pools, vectors = _pools(n=80)
     adapter, info = fitting.fit_query_adapter(pools, vectors, "enc@1", ["f" * 64, "e" * 64], unadapted_dense_weight=0.3)
     assert adapter.model_id == "enc@1" and adapter.corpus == ("e" * 64, "f" * 64)
     assert adapter.dense_weight == fitting.DENSE_WEIGHT and info["unadapted_dense_weight"] == 0.3
-    assert adapter.dimension == 16 and len(adapter.up) == fitting.RANK
+    assert adapter.dimension == 16 and len(adapter.up) == fitting.RANK * len(fitting.SEEDS)
     assert {"pool_order_without_adapter", "held_out_writing_batches", "held_out_corpus_files", "in_sample"} <= set(info)
     assert info["questions"] == 80
 
@@ -134,6 +143,7 @@ def test_the_shipped_adapter_applies_to_the_bundled_index_and_was_fitted_with_th
     assert bundled_retriever.query_adapter is adapter
     info = adapter.info
     assert info["fitted_on"] == "eval/qa.jsonl"
+    assert info["seeds"] == len(fitting.SEEDS) and len(adapter.up) == fitting.RANK * len(fitting.SEEDS)  # averaged
     # kept because it ranks better for writers it was not fitted on
     assert info["held_out_writing_batches"]["mrr@10"] > info["pool_order_without_adapter"]["mrr@10"]
     # one run of learning.py fitted it and the abstention models, on searches made with it
