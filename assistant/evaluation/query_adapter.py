@@ -3,11 +3,12 @@
     python -m assistant.evaluation.learning --index index/default    # fits it first, then the other models
 
 The adapter is a map added to the encoded question before the dense search (the mean of the
-rank-``RANK`` maps fitted from each of ``SEEDS``), with the
-dense weight of the fusion it was fitted for (``DENSE_WEIGHT``). It is fitted on the hybrid fusion itself: for each answerable dev question, the candidate pool of one
-search without the adapter (BM25, document and request parts fixed, the cosines recomputed from the
-adapted question), with a softmax over the pool whose target is the candidates that cover the
-question's evidence. L2 on the map keeps it close to the encoder's own geometry.
+rank-``RANK`` maps fitted from each of ``SEEDS``), with the dense weight of the fusion it was fitted
+for (``DENSE_WEIGHT``). It is fitted on the hybrid fusion itself: for each answerable dev question,
+the candidate pool of one search without the adapter (BM25, document and request parts fixed, the
+cosines recomputed from the adapted question), with a softmax over the pool whose target is the
+candidates that cover the question's evidence. L2 on the map keeps it close to the encoder's own
+geometry.
 
 How well it does is read on questions from writers it was not fitted on: one fit per writing batch
 (the id prefix) without that batch, scored on it, against the fusion without the adapter. A second
@@ -15,7 +16,8 @@ figure holds out whole corpus files: what it does for questions about notices no
 about (it learned these notices, so expect nothing there).
 
 >>> pools = collect_pools(retriever.with_config(query_adapter=False), items)
->>> adapter, info = fit_query_adapter(pools, model_id, corpus)
+>>> adapter, info = fit_query_adapter(pools, retriever.clause_vectors(), model_id, corpus,
+...                                   unadapted_dense_weight=retriever.config.dense_weight)
 """
 
 from __future__ import annotations
