@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from assistant.query import compact
 from assistant.types import Clause, Document
 
 _DIGITS = "0-9０-９"
-_DOC_NUMBER = re.compile(
-    rf"([\u4e00-\u9fff]{{1,12}}?)\s*[〔\[［【(（]\s*([12][{_DIGITS}]{{3}})\s*[〕\]］】)）]\s*([{_DIGITS}]{{1,4}})\s*号"
+_DOC_NUMBER = re.compile(  # „‟ and 〖〗: brackets as the PDF extraction damaged them in some notices
+    rf"([\u4e00-\u9fff]{{1,12}}?)\s*[〔\[［【(（„“〖]\s*([12][{_DIGITS}]{{3}})\s*[〕\]］】)）‟”〗]\s*([{_DIGITS}]{{1,4}})\s*号"
 )
+# Words a question may put right before a 文号 without a break (「按郑政办文〔2016〕62号…」, 「根据安财购〔2022〕5号」):
+# the prefix match takes them in, and no issuer's abbreviation starts with them.
+_LEAD_IN = re.compile(r"^(?:按照|按|根据|依据|依照|参照|对照|关于|执行|落实|贯彻|请问|问一下|查询|查|看|在|从|和|与|及|对|把|将|是)+")
 _NUMERAL = "一二三四五六七八九十百零〇两"
 _ARTICLE = re.compile(rf"第\s*([{_NUMERAL}{_DIGITS}]{{1,6}})\s*条(?:\s*[（(]\s*([{_NUMERAL}{_DIGITS}]{{1,4}})\s*[）)])?")
 _DOC_KINDS = ("条例", "办法", "细则", "规定", "方案", "意见", "通知", "措施", "决定", "规则", "制度", "指引", "指南")
@@ -75,6 +78,7 @@ def normalize_doc_number(text: str) -> str:
     if not match:
         return compact(text)
     prefix, year, number = match.groups()
+    prefix = _LEAD_IN.sub("", prefix) or prefix
     return f"{prefix}〔{year}〕{int(number)}号"
 
 
@@ -129,8 +133,7 @@ def title_match(asked: str, title: str) -> float:
 def find(reference: Reference, documents: Sequence[Document], clauses_of: Callable[[str], list[Clause]]) -> Found:
     """Look the reference up among ``documents``; ``clauses_of(doc_id)`` gives a document's clauses."""
     if reference.doc_number:
-        wanted = reference.doc_number
-        named = [d for d in documents if d.doc_number and normalize_doc_number(d.doc_number) == wanted]
+        named = _numbered(reference.doc_number, documents)
     else:
         scores = [title_match(reference.title or "", d.title) for d in documents]
         best = max(scores, default=0.0)
@@ -147,6 +150,23 @@ def find(reference: Reference, documents: Sequence[Document], clauses_of: Callab
             if chosen:
                 return Found(tuple(named), tuple(chosen), None)
     return Found(tuple(named), (), "article")
+
+
+def cited_doc_numbers(texts: Iterable[str]) -> frozenset[str]:
+    """Every 文号 the texts mention, normalised: the documents a notice cites (「按照《…》（国发〔2014〕69号）」)
+    but which are not in the corpus themselves."""
+    return frozenset(normalize_doc_number(m.group(0)) for text in texts for m in _DOC_NUMBER.finditer(text))
+
+
+def _numbered(wanted: str, documents: Sequence[Document]) -> list[Document]:
+    """The documents whose 文号 the asked one ends with, the longest such 文号 first: words run on
+    before it (「煤炭方案郑政办文〔2016〕62号」) are not part of it, but 郑政〔2016〕62号 is not 郑政办文〔2016〕62号."""
+    numbers = {d.doc_id: normalize_doc_number(d.doc_number) for d in documents if d.doc_number}
+    matching = {n for n in numbers.values() if wanted.endswith(n)}
+    if not matching:
+        return []
+    longest = max(matching, key=len)
+    return [d for d in documents if numbers.get(d.doc_id) == longest]
 
 
 def _label_forms(reference: Reference) -> list[str]:

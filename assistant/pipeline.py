@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from assistant.abstention import TermRarity
+from assistant.clause_table import column
 from assistant.compose import (
     QUESTION_PRIOR_FILE,
     AnswerRequest,
@@ -39,7 +41,7 @@ from assistant.compose import (
 from assistant.dialogue import is_elliptical, previous_question, resolve_followup
 from assistant.errors import AssistantError
 from assistant.learned import QuestionPrior, applicable_model
-from assistant.lookup import find, parse_reference
+from assistant.lookup import cited_doc_numbers, find, parse_reference
 from assistant.query import QueryProfile, prepare_query
 from assistant.render import render_quotes
 from assistant.sentences import Sentence
@@ -164,6 +166,8 @@ class Assistant:
         if found.missing == "document":
             if reference.doc_number is None:
                 return None  # a title we cannot place: let search try
+            if reference.article is None and reference.doc_number in self._cited_doc_numbers:
+                return None  # a document the notices cite but do not hold: what they say of it is searched
             return abstain(request, "not_found", f"现有文件中没有{asked}。")
         if found.missing == "article":
             name = document_name_of(found.documents[0])
@@ -182,6 +186,10 @@ class Assistant:
         answer = Answer(question=profile.question, text=render_quotes(quotes, hits), abstained=False,
                         quotes=quotes, hits=list(hits), composer="lookup")
         return verify_answer(answer, hits)
+
+    @cached_property
+    def _cited_doc_numbers(self) -> frozenset[str]:
+        return cited_doc_numbers(column(self.retriever.clauses, "text"))
 
     @property
     def composer_budget(self) -> int:

@@ -7,9 +7,10 @@ import pytest
 
 from assistant.compose import MAX_ANSWER_CHARS, AnswerRequest, ExtractiveComposer
 from assistant.learned import LogisticModel, load_model
+from assistant.lookup import cited_doc_numbers, find, parse_reference
 from assistant.pipeline import Assistant
 from assistant.query import QueryProfile
-from assistant.types import SearchResult
+from assistant.types import Document, SearchResult
 from compose_fixtures import HEBI_ART4, HEBI_ART6, hits
 
 
@@ -48,6 +49,46 @@ def test_missing_document_or_article_says_which(assistant):
     no_article = assistant.ask("鹤政办〔2025〕9号第九十九条")
     assert no_article.abstained and no_article.reason == "not_found" and "第九十九条" in no_article.text
     assert "鹤政办〔2025〕9号" in no_article.text and no_article.quotes == []
+
+
+@pytest.mark.parametrize("question", ["按鹤政办〔2025〕9号第四条", "根据鹤政办[2025]9号第4条讲的什么", "地源热泵办法鹤政办〔2025〕9号第四条"])
+def test_words_run_on_before_a_document_number_are_not_part_of_it(assistant, question):
+    answer = assistant.ask(question)
+    assert not answer.abstained and answer.composer == "lookup"
+    assert answer.quotes[0].label.startswith("第四条") and "鹤政办〔2025〕9号" in answer.text
+
+
+def test_a_named_document_without_an_article_is_searched_within(assistant):
+    answer = assistant.ask("按郑政办文〔2016〕62号煤炭消费减量替代方案，禁燃区里的小卖部还能卖蜂窝煤吗？")
+    assert not answer.abstained
+    assert {h.clause.doc_number for h in answer.hits} == {"郑政办文〔2016〕62号"}
+    assert "禁止销售、使用民用蜂窝煤" in answer.quotes[0].text
+
+
+def test_a_document_the_notices_only_cite_is_searched_not_refused(assistant):
+    # 国发〔2014〕69号 is no document of the corpus, but 郑政〔2016〕24号 cites it in its preamble
+    answer = assistant.ask("国发〔2014〕69号对粮食安全有什么要求")
+    assert answer.reason != "not_found" and answer.hits
+    assert any("国发〔2014〕69号" in h.clause.text for h in answer.hits[:3])
+    # asked for an article of it, there is nothing to quote: say the document is not here
+    article = assistant.ask("国发〔2014〕69号第三条")
+    assert article.abstained and article.reason == "not_found" and "国发〔2014〕69号" in article.text
+    assert article.quotes == []
+
+
+def test_a_document_number_is_matched_whole_not_by_its_tail():
+    documents = [Document(f"f#{n}", "f.txt", f"办法{n}", 1, 2, ("",), doc_number=number)
+                 for n, number in enumerate(["郑政〔2016〕62号", "郑政办文〔2016〕62号", "郑政办文〔2016〕162号"])]
+    found = find(parse_reference("按照郑政办文〔2016〕62号的规定"), documents, lambda doc_id: [])
+    assert [d.doc_number for d in found.documents] == ["郑政办文〔2016〕62号"]
+    assert parse_reference("按照郑政办文〔2016〕62号的规定").doc_number == "郑政办文〔2016〕62号"
+    assert find(parse_reference("郑政〔2016〕62号"), documents, lambda doc_id: []).documents[0].doc_number == "郑政〔2016〕62号"
+    assert find(parse_reference("政办〔2016〕62号"), documents, lambda doc_id: []).missing == "document"
+
+
+def test_cited_document_numbers_are_read_in_any_bracket_style():
+    cited = cited_doc_numbers(["按照《意见》（国发〔2014〕69号）和豫政[2015]43号", "鹤政„2025‟30号精神"])
+    assert cited == {"国发〔2014〕69号", "豫政〔2015〕43号", "鹤政〔2025〕30号"}
 
 
 # --- a follow-up with nothing to follow --------------------------------------------------------------
