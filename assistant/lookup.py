@@ -130,6 +130,26 @@ def title_match(asked: str, title: str) -> float:
     return share if share >= TITLE_BIGRAM_SHARE else 0.0
 
 
+_TRAILING_NOTE = re.compile(r"[（(][^（）()]{1,12}[）)]$")  # （试行）, （草案修改稿）
+
+
+def shortened_title_match(asked: str, title: str) -> int:
+    """How many characters of ``asked`` name ``title`` as people shorten it (0 when they do not): the
+    longest tail of ``asked`` whose characters come in order within the title (鹤壁地源热泵暂行办法,
+    梯度培育办法, 卫河条例; words before it such as 请问 are left out), ending in the title's kind of
+    document, with at least two characters besides the kind."""
+    bare = compact(_TRAILING_NOTE.sub("", title.strip()))
+    asked, title = compact(asked), compact(title)
+    kind = next((k for k in _DOC_KINDS if bare.endswith(k)), None)
+    if kind is None or not asked.endswith(kind):
+        return 0
+    for start in range(len(asked) - len(kind) - 1):
+        chars = iter(title)
+        if all(ch in chars for ch in asked[start:]):
+            return len(asked) - start
+    return 0
+
+
 def find(reference: Reference, documents: Sequence[Document], clauses_of: Callable[[str], list[Clause]]) -> Found:
     """Look the reference up among ``documents``; ``clauses_of(doc_id)`` gives a document's clauses."""
     if reference.doc_number:
@@ -138,6 +158,12 @@ def find(reference: Reference, documents: Sequence[Document], clauses_of: Callab
         scores = [title_match(reference.title or "", d.title) for d in documents]
         best = max(scores, default=0.0)
         named = [d for d, score in zip(documents, scores) if best > 0 and score == best]
+        if not named:
+            lengths = [shortened_title_match(reference.title or "", d.title) for d in documents]
+            longest = max(lengths, default=0)
+            shortened = [d for d, length in zip(documents, lengths) if longest and length == longest]
+            if len({d.title for d in shortened}) == 1:  # 「管理办法」 alone fits many titles and names none
+                named = shortened
     if not named:
         return Found((), (), "document")
     if reference.article is None:

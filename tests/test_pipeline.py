@@ -7,7 +7,7 @@ import pytest
 
 from assistant.compose import MAX_ANSWER_CHARS, AnswerRequest, ExtractiveComposer
 from assistant.learned import LogisticModel, load_model
-from assistant.lookup import cited_doc_numbers, find, parse_reference
+from assistant.lookup import cited_doc_numbers, find, parse_reference, shortened_title_match
 from assistant.pipeline import Assistant
 from assistant.query import QueryProfile
 from assistant.types import Document, SearchResult
@@ -56,6 +56,29 @@ def test_words_run_on_before_a_document_number_are_not_part_of_it(assistant, que
     answer = assistant.ask(question)
     assert not answer.abstained and answer.composer == "lookup"
     assert answer.quotes[0].label.startswith("第四条") and "鹤政办〔2025〕9号" in answer.text
+
+
+@pytest.mark.parametrize(("question", "title", "label"), [
+    ("请问鹤壁卫河保护条例第三十九条是什么", "鹤壁市卫河保护条例", "第三十九条"),
+    ("梯度培育办法第九条讲什么", "优质中小企业梯度培育管理暂行办法", "第九条"),
+    ("鹤壁地源热泵暂行办法第十五条", "鹤壁市地源热泵系统建设应用管理暂行办法", "第十五条"),
+])
+def test_a_title_shortened_as_people_say_it_is_looked_up(assistant, question, title, label):
+    answer = assistant.ask(question)
+    assert not answer.abstained and answer.composer == "lookup"
+    assert answer.quotes[0].doc_title == title and answer.quotes[0].label.startswith(label)
+
+
+def test_a_shortened_title_names_a_document_only_when_it_fits_one_title():
+    assert shortened_title_match("请问鹤壁卫河保护条例", "鹤壁市卫河保护条例") == 8
+    assert shortened_title_match("请问鹤壁卫河保护条例", "鹤壁市民营企业权益保护条例") == 4  # only 保护条例
+    assert shortened_title_match("卫河条例", "鹤壁市卫河保护条例（草案修改稿）") == 4
+    assert shortened_title_match("卫河办法", "鹤壁市卫河保护条例") == 0  # another kind of document
+    assert shortened_title_match("条例", "鹤壁市卫河保护条例") == 0  # nothing besides the kind
+    documents = [Document(f"f#{n}", "f.txt", title, 1, 2, ("",)) for n, title in
+                 enumerate(["郑州市会展业发展专项资金管理办法", "郑州市市长质量奖管理办法"])]
+    assert find(parse_reference("郑州管理办法第四条"), documents, lambda doc_id: []).missing == "document"
+    assert find(parse_reference("质量奖管理办法第四条"), documents, lambda doc_id: []).documents == (documents[1],)
 
 
 def test_a_named_document_without_an_article_is_searched_within(assistant):
