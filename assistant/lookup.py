@@ -110,6 +110,9 @@ class Found:
     missing: str | None  # "document" or "article" when that part was not found
 
 
+_TRAILING_NOTE = re.compile(r"[（(][^（）()]{1,12}[）)]$")  # （试行）, （草案修改稿）
+
+
 # A title asked for with words dropped or shortened (鹤壁地源热泵…办法 for 鹤壁市地源热泵…办法) still
 # names the document when this share of its character bigrams is in the title.
 TITLE_BIGRAM_SHARE = 0.85
@@ -118,7 +121,8 @@ TITLE_BIGRAM_SHARE = 0.85
 def title_match(asked: str, title: str) -> float:
     """How well ``asked`` names ``title``: 1.0 when one contains the other, else the share of the
     asked text's character bigrams found in the title (0.0 below TITLE_BIGRAM_SHARE)."""
-    asked, title = compact(asked), compact(title)
+    # 「…条例（草案修改稿）第十六条」 names the 条例 whatever stage of drafting it is asked by
+    asked, title = compact(_TRAILING_NOTE.sub("", asked.strip())), compact(title)
     if not asked or not title:
         return 0.0
     if asked in title or (len(title) >= 6 and title in asked):
@@ -128,9 +132,6 @@ def title_match(asked: str, title: str) -> float:
         return 0.0
     share = sum(g in title for g in grams) / len(grams)
     return share if share >= TITLE_BIGRAM_SHARE else 0.0
-
-
-_TRAILING_NOTE = re.compile(r"[（(][^（）()]{1,12}[）)]$")  # （试行）, （草案修改稿）
 
 
 def shortened_title_match(asked: str, title: str) -> int:

@@ -169,13 +169,18 @@ class Assistant:
             if reference.article is None and reference.doc_number in self._cited_doc_numbers:
                 return None  # a document the notices cite but do not hold: what they say of it is searched
             return abstain(request, "not_found", f"现有文件中没有{asked}。")
-        if found.missing == "article":
+        if found.missing == "article" and not self._mentioned(reference.article, found.documents):
             name = document_name_of(found.documents[0])
             return abstain(request, "not_found", f"找到了{name}，但其中没有{reference.label}。")
         if not found.clauses:
-            # The document, but no article: search within it.
+            # The document but no article, or an article it only talks about (a report on a draft's
+            # 第十六条): search within it.
             doc_filter = {"doc_id": [d.doc_id for d in found.documents]}
             result = self.retriever.search(profile.question, k=self.k, filters=doc_filter)
+            if reference.article:  # the clauses that talk about the article first, in search order
+                result = SearchResult(sorted(result, key=lambda hit: reference.article not in hit.clause.text),
+                                      mode=result.mode, dense_similarity=result.dense_similarity,
+                                      query_vector=result.query_vector)
             return self.answer(profile, result)
         hits = SearchResult([Hit(c, 1.0, {"lookup": n}) for n, c in enumerate(found.clauses, 1)], mode="lookup")
         quotes = fit_budget([self.quotes.quote(Sentence(c, c.text.strip(), c.text.index(c.text.strip()),
@@ -186,6 +191,10 @@ class Assistant:
         answer = Answer(question=profile.question, text=render_quotes(quotes, hits), abstained=False,
                         quotes=quotes, hits=list(hits), composer="lookup")
         return verify_answer(answer, hits)
+
+    def _mentioned(self, article: str | None, documents) -> bool:
+        return article is not None and any(article in clause.text for document in documents
+                                           for clause in self.retriever.clauses_of(document.doc_id))
 
     @cached_property
     def _cited_doc_numbers(self) -> frozenset[str]:

@@ -69,6 +69,23 @@ def test_a_title_shortened_as_people_say_it_is_looked_up(assistant, question, ti
     assert answer.quotes[0].doc_title == title and answer.quotes[0].label.startswith(label)
 
 
+def test_a_title_asked_with_its_drafting_stage_names_the_document(assistant):
+    # the 条例 is titled without （草案修改稿）; the report on the draft names it with one
+    answer = assistant.ask("民营企业权益保护条例（草案修改稿）第十六条说的“五位一体”服务专员是哪五类人？")
+    assert not answer.abstained and answer.composer == "lookup"
+    assert answer.quotes[0].doc_title == "鹤壁市民营企业权益保护条例" and "五位一体" in answer.quotes[0].text
+
+
+def test_an_article_a_document_only_talks_about_is_searched_within_it(assistant):
+    # the report on the draft has no 第二十九条 of its own but says what was changed in it
+    answer = assistant.ask("卫河保护条例草案审议修改情况的报告第二十九条讲了什么")
+    assert not answer.abstained and answer.composer != "lookup"
+    assert {h.clause.doc_title for h in answer.hits} == {"关于《鹤壁市卫河保护条例（草案）》审议修改情况的报告"}
+    assert "第二十九条" in answer.hits[0].clause.text and "第二十九条" in answer.quotes[0].text
+    nowhere = assistant.ask("卫河保护条例草案审议修改情况的报告第九十九条讲了什么")
+    assert nowhere.abstained and nowhere.reason == "not_found" and nowhere.quotes == []
+
+
 def test_a_shortened_title_names_a_document_only_when_it_fits_one_title():
     assert shortened_title_match("请问鹤壁卫河保护条例", "鹤壁市卫河保护条例") == 8
     assert shortened_title_match("请问鹤壁卫河保护条例", "鹤壁市民营企业权益保护条例") == 4  # only 保护条例
