@@ -71,6 +71,10 @@ def test_everyday_words_also_search_the_official_term():
     assert "高级管理人员" in "".join(tokenizer.words("国企高管的待遇"))
     assert "环境影响评价" in "".join(tokenizer.words("安阳环评没批就开工能免罚吗"))
     assert "规模以上" in "".join(tokenizer.words("规上企业满负荷生产有奖励吗"))
+    # spoken words for what the notices say in their own terms (头一回 -> 首次, 房东 -> 出租人)
+    assert {"首次", "入规"} <= set(tokenizer.words("厂子今年头一回进规上了奖多少"))
+    assert "出租人" in tokenizer.words("我是房东，给租户减了房租")
+    assert "首次" not in tokenizer.words("厂子今年进规上了奖多少")
 
 
 def test_index_ids_builds_what_bm25s_builds_to_the_byte():
