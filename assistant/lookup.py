@@ -3,6 +3,8 @@
 「郑政〔2016〕24号第三条讲的是什么」, 「鹤壁市卫河保护条例第三十九条」, 「鹤政办〔2025〕9号 第四条」: the
 document is found by its 文号 (any bracket style, full- or half-width digits) or its title, the
 clause by its label. When the document or the article does not exist, :func:`find` says which.
+Words run on before a 文号 (「按郑政办文〔2016〕62号…」) are not part of it, and a title may be asked
+shortened (「卫河条例」) or with its drafting stage (「…条例（草案修改稿）」).
 
 >>> reference = parse_reference("郑政[2016]24号 第3条讲的是什么")
 >>> reference.doc_number, reference.article
@@ -186,8 +188,8 @@ def cited_doc_numbers(texts: Iterable[str]) -> frozenset[str]:
 
 
 def _numbered(wanted: str, documents: Sequence[Document]) -> list[Document]:
-    """The documents whose 文号 the asked one ends with, the longest such 文号 first: words run on
-    before it (「煤炭方案郑政办文〔2016〕62号」) are not part of it, but 郑政〔2016〕62号 is not 郑政办文〔2016〕62号."""
+    """The documents bearing the longest 文号 that the asked one ends with: words run on before it
+    (「煤炭方案郑政办文〔2016〕62号」) are not part of it, but 郑政〔2016〕62号 is not 郑政办文〔2016〕62号."""
     numbers = {d.doc_id: normalize_doc_number(d.doc_number) for d in documents if d.doc_number}
     matching = {n for n in numbers.values() if wanted.endswith(n)}
     if not matching:

@@ -193,6 +193,7 @@ class Assistant:
         return verify_answer(answer, hits)
 
     def _mentioned(self, article: str | None, documents) -> bool:
+        """Whether any of the documents' text speaks of ``article`` (第十六条) without being it."""
         return article is not None and any(article in clause.text for document in documents
                                            for clause in self.retriever.clauses_of(document.doc_id))
 
