@@ -115,6 +115,11 @@ class Found:
 _TRAILING_NOTE = re.compile(r"[（(][^（）()]{1,12}[）)]$")  # （试行）, （草案修改稿）
 
 
+def _without_note(title: str) -> str:
+    """A title compacted without its trailing （…）: 鹤壁市卫河保护条例（草案修改稿） -> 鹤壁市卫河保护条例."""
+    return compact(_TRAILING_NOTE.sub("", title.strip()))
+
+
 # A title asked for with words dropped or shortened (鹤壁地源热泵…办法 for 鹤壁市地源热泵…办法) still
 # names the document when this share of its character bigrams is in the title.
 TITLE_BIGRAM_SHARE = 0.85
@@ -124,7 +129,7 @@ def title_match(asked: str, title: str) -> float:
     """How well ``asked`` names ``title``: 1.0 when one contains the other, else the share of the
     asked text's character bigrams found in the title (0.0 below TITLE_BIGRAM_SHARE)."""
     # 「…条例（草案修改稿）第十六条」 names the 条例 whatever stage of drafting it is asked by
-    asked, title = compact(_TRAILING_NOTE.sub("", asked.strip())), compact(title)
+    asked, title = _without_note(asked), compact(title)
     if not asked or not title:
         return 0.0
     if asked in title or (len(title) >= 6 and title in asked):
@@ -141,9 +146,8 @@ def shortened_title_match(asked: str, title: str) -> int:
     longest tail of ``asked`` whose characters come in order within the title (鹤壁地源热泵暂行办法,
     梯度培育办法, 卫河条例; words before it such as 请问 are left out), ending in the title's kind of
     document, with at least two characters besides the kind."""
-    bare = compact(_TRAILING_NOTE.sub("", title.strip()))
+    kind = next((k for k in _DOC_KINDS if _without_note(title).endswith(k)), None)
     asked, title = compact(asked), compact(title)
-    kind = next((k for k in _DOC_KINDS if bare.endswith(k)), None)
     if kind is None or not asked.endswith(kind):
         return 0
     for start in range(len(asked) - len(kind) - 1):

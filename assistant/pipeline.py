@@ -178,9 +178,7 @@ class Assistant:
             doc_filter = {"doc_id": [d.doc_id for d in found.documents]}
             result = self.retriever.search(profile.question, k=self.k, filters=doc_filter)
             if reference.article:  # the clauses that talk about the article first, in search order
-                result = SearchResult(sorted(result, key=lambda hit: reference.article not in hit.clause.text),
-                                      mode=result.mode, dense_similarity=result.dense_similarity,
-                                      query_vector=result.query_vector)
+                result.sort(key=lambda hit: reference.article not in hit.clause.text)  # stable, in place
             return self.answer(profile, result)
         hits = SearchResult([Hit(c, 1.0, {"lookup": n}) for n, c in enumerate(found.clauses, 1)], mode="lookup")
         quotes = fit_budget([self.quotes.quote(Sentence(c, c.text.strip(), c.text.index(c.text.strip()),
