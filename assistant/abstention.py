@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from assistant.clause_table import column
+from assistant.lexicon import LEXICON
 from assistant.query import QueryProfile, cities_named, compact, states_number, term_forms
 from assistant.sentences import ScoredSentence
 from assistant.types import Clause, Hit
@@ -137,6 +138,7 @@ class AbstentionSignals:
     specifics_missing_top: float = 0.0  # the same, for the top FACT_CLAUSES clauses' best
     city_unconfirmed: bool = False  # the question names a city that the best sentence's clause neither comes from nor names
     number_missing_first: bool = False  # the question asks how much / how many; the sentence quoted first states no number
+    detail_left_open: bool = False  # ... or a precise detail; one of the CHOSEN_SENTENCES leaves that value open without stating it
     question_prior: float | None = None  # log-odds that a question like this one is answered here (learned.QuestionPrior)
 
     def to_dict(self) -> dict:
@@ -163,6 +165,7 @@ class AbstentionSignals:
             "specifics_missing_top": self.specifics_missing_top,
             "city_unconfirmed": float(self.city_unconfirmed),
             "number_missing_first": float(self.number_missing_first),
+            "detail_left_open": float(self.detail_left_open),
             # only the prior abstention model reads it, and only when the prior applies (else None)
             "question_prior": self.question_prior if self.question_prior is not None else 0.0,
         }
@@ -171,7 +174,7 @@ class AbstentionSignals:
 ABSTENTION_FEATURES = ("coverage", "relevance", "dense_similarity", "key_term_coverage", "log_dense_rank",
                        "modes_agree", "fact_missing", "best_sentence", "best_similarity", "chosen_coverage",
                        "chosen_fact_missing", "detail_missing_chosen", "detail_missing_clauses", "specifics_missing",
-                       "specifics_missing_top", "city_unconfirmed", "number_missing_first")
+                       "specifics_missing_top", "city_unconfirmed", "number_missing_first", "detail_left_open")
 # The same and the question prior: read where the prior applies (the corpus and encoder it was fitted on).
 ABSTENTION_PRIOR_FEATURES = (*ABSTENTION_FEATURES, "question_prior")
 FACT_CLAUSES = 3  # the top clauses searched for a sentence carrying the asked-for kind of fact
@@ -183,6 +186,21 @@ def detail_missing(profile: QueryProfile, sentences: Iterable[ScoredSentence]) -
     ``sentences``: 「奖励多少钱」 answered by 「给予一次性奖励。」 has its topic but not its answer."""
     texts = [s.sentence.text for s in sentences]
     return any(not any(kind.sentence.search(t) for t in texts) for kind in profile.details)
+
+
+def detail_left_open(profile: QueryProfile, sentences: Iterable[ScoredSentence]) -> bool:
+    """The question asks for a precise detail or a number, and one of ``sentences`` leaves such a
+    value open without stating it (open_value_phrases.txt): 「能奖多少钱」 answered by 「由所属区给予
+    一定奖励」 or 「具体补助标准由市财政局研究确定」, the notice's way of saying it does not give it."""
+    if not (profile.details or profile.asks_number) or LEXICON.open_value is None:
+        return False
+
+    def states_asked(text: str) -> bool:
+        if profile.details:
+            return all(kind.sentence.search(text) for kind in profile.details)
+        return states_number(text)
+
+    return any(LEXICON.open_value.search(s.sentence.text) and not states_asked(s.sentence.text) for s in sentences)
 
 
 def specifics_missing(profile: QueryProfile, clause: Clause) -> float:
@@ -215,6 +233,7 @@ def with_chosen(signals: AbstentionSignals, profile: QueryProfile, ranked: Seque
         specifics_missing_top=min((specifics_missing(profile, c) for c in top_clauses), default=0.0),
         city_unconfirmed=city_unconfirmed(profile, ranked[0].sentence.clause),
         number_missing_first=profile.asks_number and not states_number(ranked[0].sentence.text),
+        detail_left_open=detail_left_open(profile, ranked[:CHOSEN_SENTENCES]),
     )
 
 

@@ -190,7 +190,8 @@ class ExtractiveComposer:
         if not refuse:
             return None
         if signals.coverage >= FACT_MISSING_COVERAGE and (
-                (signals.asks_fact and not signals.fact_carried) or signals.detail_missing_chosen):
+                (signals.asks_fact and not signals.fact_carried) or signals.detail_missing_chosen
+                or signals.detail_left_open):
             return "fact_missing"
         return "no_relevant_clause"
 

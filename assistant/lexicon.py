@@ -28,6 +28,7 @@ Files (``#`` starts a comment line; TSV columns are tab-separated):
     fact_kinds.tsv        kinds of fact a question asks for, with question and sentence patterns
     detail_kinds.tsv      precise details (an amount in 元, a date, a ratio, a phone number, a count)
                           an answer must state, with the name the fact-missing answer gives them
+    open_value_phrases.txt  how a notice leaves a value open (一定的奖励, 另行制定), one regex a line
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class Lexicon:
     number_kind: FactKind | None = None  # role "number": how much / how many, answered by any number
     detail_kinds: tuple["DetailKind", ...] = ()  # detail_kinds.tsv
     quantity_units: tuple[str, ...] = ()  # quantity_units.txt
+    open_value: re.Pattern[str] | None = None  # open_value_phrases.txt, one alternation
 
 
 def _rows(name: str, columns: int = 1, directory: Path = DATA_DIR) -> list[list[str]]:
@@ -129,6 +131,17 @@ def _detail_kinds(directory: Path) -> list[DetailKind]:
             for name, shown, question, sentence in _rows("detail_kinds.tsv", 4, directory)]
 
 
+def _alternation(name: str, directory: Path) -> re.Pattern[str]:
+    """One pattern matching any line's regular expression (ValueError naming a line that does not compile)."""
+    patterns = [row[0] for row in _rows(name, 1, directory)]
+    for number, pattern in enumerate(patterns, 1):
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"{directory / name}: pattern {number} ({pattern!r}) does not compile: {error}") from error
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
 def load_lexicon(directory: Path = DATA_DIR) -> Lexicon:
     """Read every list from ``directory`` (ValueError naming the file and line of a bad entry)."""
     kinds = _fact_kinds(directory)
@@ -148,6 +161,7 @@ def load_lexicon(directory: Path = DATA_DIR) -> Lexicon:
         intent_kinds=tuple(k for k in kinds if k.role == "intent"),
         number_kind=next((k for k in kinds if k.role == "number"), None),
         detail_kinds=tuple(_detail_kinds(directory)),
+        open_value=_alternation("open_value_phrases.txt", directory),
     )
 
 

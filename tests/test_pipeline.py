@@ -285,6 +285,38 @@ def test_a_how_much_question_whose_first_quote_states_no_number_is_flagged(quest
     assert model.coef[model.features.index("number_missing_first")] < 0
 
 
+@pytest.mark.parametrize("question, quotes, left_open", [
+    # the notice's way of not giving the value: 一定 / 适当 / 另行 / 研究确定 / 具体…由…
+    ("退二进三的企业提前搬完能奖多少钱", ["由企业所属市、区给予一定奖励。"], True),
+    ("承担应急供应任务的企业每年补助多少", ["具体补助标准由市粮食局、财政局研究确定。"], True),
+    ("创业担保贷款利率是多少", ["具体额度及利率由经办银行根据吸纳就业人数合理确定。"], True),
+    # the sentence that leaves something open states the asked value itself, or nothing is left open
+    ("创业担保贷款最多能贷多少", ["可申请最高300万元，具体额度由经办银行合理确定。"], False),
+    ("首次入规的工业企业奖励多少", ["属于未来产业的，给予 10 万元一次性奖励；"], False),
+    # a value stated in another chosen sentence may be another item's: the open one still counts
+    ("退二进三的企业提前搬完能奖多少钱", ["给予一定奖励。", "对外商合作项目，奖励50万元。"], True),
+    # not a question for a value: a value left open says nothing about the answer
+    ("退二进三的企业搬迁有没有奖励", ["由企业所属市、区给予一定奖励。"], False),
+])
+def test_a_value_the_notice_leaves_open_is_flagged(question, quotes, left_open):
+    import dataclasses
+
+    from assistant.abstention import ABSTENTION_FEATURES, AbstentionSignals, with_chosen
+    from assistant.sentences import Sentence, ScoredSentence
+
+    ranked = [ScoredSentence(Sentence(dataclasses.replace(HEBI_ART6, text=q), q, 0, len(q)), 1, 0.5, 0.5, False, 0.5)
+              for q in quotes]
+    signals = with_chosen(AbstentionSignals(coverage=0.8, relevance=0.8, top_score=1.0, modes_agree=True),
+                          QueryProfile.of(question), ranked)
+    assert signals.detail_left_open is left_open
+    assert signals.features()["detail_left_open"] == float(left_open)
+    # both shipped abstention models read it, and it counts against answering
+    assert "detail_left_open" in ABSTENTION_FEATURES
+    for name in ("abstention_model.json", "abstention_prior_model.json"):
+        model = load_model(name)
+        assert model.coef[model.features.index("detail_left_open")] < 0
+
+
 def test_numbers_and_ordinals_the_clause_lacks_are_counted():
     from assistant.abstention import city_unconfirmed, specifics_missing
     from assistant.query import question_specifics
