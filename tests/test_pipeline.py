@@ -198,6 +198,21 @@ def test_a_question_whose_asked_fact_is_missing_says_so_first():
     assert not composer.compose(request).abstained
 
 
+def test_a_refusal_over_a_value_left_open_says_the_value_is_not_written():
+    import dataclasses
+
+    from assistant.abstention import ABSTENTION_FEATURES, AbstentionSignals
+
+    n = len(ABSTENTION_FEATURES)
+    refuses = LogisticModel(tuple(ABSTENTION_FEATURES), (0.0,) * n, (1.0,) * n, (0.0,) * n, -10.0, 0.5)
+    composer = ExtractiveComposer(abstention_model=refuses)
+    on_topic = AbstentionSignals(coverage=0.9, relevance=0.8, top_score=1.0, modes_agree=True,
+                                 dense_similarity=0.85, best_sentence=0.6)
+    # 「能奖多少钱」 against 「给予一定奖励」: the topic is there, the notice leaves the amount open
+    assert composer.abstention_reason(dataclasses.replace(on_topic, detail_left_open=True)) == "fact_missing"
+    assert composer.abstention_reason(on_topic) == "no_relevant_clause"
+
+
 # --- the precise-detail and specifics signals the abstention model reads -----------------------------
 
 def test_a_precise_detail_the_top_sentences_do_not_state_is_flagged():
