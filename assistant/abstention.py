@@ -31,8 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from assistant.clause_table import column
-from assistant.lexicon import LEXICON
-from assistant.query import QueryProfile, cities_named, compact, states_number, term_forms
+from assistant.query import QueryProfile, cities_named, compact, leaves_value_open, states_number, term_forms
 from assistant.sentences import ScoredSentence
 from assistant.types import Clause, Hit
 
@@ -192,7 +191,7 @@ def detail_left_open(profile: QueryProfile, sentences: Iterable[ScoredSentence])
     """The question asks for a precise detail or a number, and one of ``sentences`` leaves such a
     value open without stating it (open_value_phrases.txt): 「能奖多少钱」 answered by 「由所属区给予
     一定奖励」 or 「具体补助标准由市财政局研究确定」, the notice's way of saying it does not give it."""
-    if not (profile.details or profile.asks_number) or LEXICON.open_value is None:
+    if not (profile.details or profile.asks_number):
         return False
 
     def states_asked(text: str) -> bool:
@@ -200,7 +199,7 @@ def detail_left_open(profile: QueryProfile, sentences: Iterable[ScoredSentence])
             return all(kind.sentence.search(text) for kind in profile.details)
         return states_number(text)
 
-    return any(LEXICON.open_value.search(s.sentence.text) and not states_asked(s.sentence.text) for s in sentences)
+    return any(leaves_value_open(s.sentence.text) and not states_asked(s.sentence.text) for s in sentences)
 
 
 def specifics_missing(profile: QueryProfile, clause: Clause) -> float:

@@ -134,6 +134,13 @@ def states_number(text: str) -> bool:
     return bool(kind and kind.sentence.search(text))
 
 
+def leaves_value_open(text: str) -> bool:
+    """Whether a text leaves a value open instead of stating it (open_value_phrases.txt):
+    leaves_value_open("由所属区给予一定奖励") is True, leaves_value_open("奖励10万元") False."""
+    pattern = LEXICON.open_value
+    return bool(pattern and pattern.search(text))
+
+
 # A 文号 (鹤政办〔2025〕9号) names a document, not a fact to find in its text.
 _DOC_NUMBER_RE = re.compile(r"[\u4e00-\u9fff]{1,12}?\s*[〔\[［【(（]\s*[12][0-9]{3}\s*[〕\]］】)）]\s*[0-9]{1,4}\s*号")
 _ORDINAL_RE = re.compile(r"第\s*([0-9一二三四五六七八九十百零〇两]{1,6})\s*([次条届批期])")
